@@ -1,0 +1,2 @@
+"""Multi-input networks (Design 1). TEMPORARY STUB: being written."""
+DSSLayer = DeepSetsLayer = ISLayer = MultiInputNetwork = None

@@ -1,0 +1,30 @@
+"""Symmetrizers: wrappers that make any model equivariant or invariant to a group.
+
+- :class:`Equitune`, :class:`LambdaEquitune`, :class:`Equizero`: one group ``G``, ``|G|`` copies.
+- :class:`MultiEquitune`, :class:`MultiLambdaEquitune`, :class:`MultiEquizero`: several factors
+  acting on the same input (Design 2 of the paper), ``Σ |G_i|`` copies instead of ``Π |G_i|``.
+"""
+
+from ._engine import Symmetrizer as Symmetrizer
+from ._engine import model_output_tensor as model_output_tensor
+from ._wrappers import Equitune as Equitune
+from ._wrappers import Equizero as Equizero
+from ._wrappers import LambdaEquitune as LambdaEquitune
+from ._wrappers import MultiEquitune as MultiEquitune
+from ._wrappers import MultiEquizero as MultiEquizero
+from ._wrappers import MultiLambdaEquitune as MultiLambdaEquitune
+from ._wrappers import entropy_loss as entropy_loss
+from ._wrappers import max_prob_loss as max_prob_loss
+
+__all__ = [
+    "Equitune",
+    "Equizero",
+    "LambdaEquitune",
+    "MultiEquitune",
+    "MultiEquizero",
+    "MultiLambdaEquitune",
+    "Symmetrizer",
+    "entropy_loss",
+    "max_prob_loss",
+    "model_output_tensor",
+]

@@ -1,0 +1,54 @@
+"""Shared fixtures: seeded randomness and small models for property tests."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+
+@pytest.fixture(autouse=True)
+def _seed() -> None:
+    torch.manual_seed(0)
+
+
+@pytest.fixture(params=[torch.float64, torch.float32], ids=["float64", "float32"])
+def dtype(request: pytest.FixtureRequest) -> torch.dtype:
+    return request.param
+
+
+def tol(dtype: torch.dtype) -> float:
+    """Equivariance tolerance for tests: 1e-9 in float64, 1e-5 in float32."""
+    return 1e-9 if dtype == torch.float64 else 1e-5
+
+
+class SmallCNN(nn.Module):
+    """A small CNN classifier with no built-in symmetry (and BatchNorm)."""
+
+    def __init__(self, channels: int = 3, classes: int = 5, size: int = 8) -> None:
+        super().__init__()
+        self.body = nn.Sequential(
+            nn.Conv2d(channels, 6, 3, padding=1), nn.BatchNorm2d(6), nn.ReLU(), nn.Conv2d(6, 4, 3, padding=1)
+        )
+        self.head = nn.Linear(4 * size * size, classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.body(x).flatten(1))
+
+
+class TokenNet(nn.Module):
+    """A small token-to-vocabulary model that mixes positions (no built-in symmetry)."""
+
+    def __init__(self, vocab: int, out_vocab: int | None = None, hidden: int = 8) -> None:
+        super().__init__()
+        self.emb = nn.Embedding(vocab, hidden)
+        self.mix = nn.Conv1d(hidden, hidden, 3, padding=1)
+        self.out = nn.Linear(hidden, out_vocab or vocab)
+
+    def forward(self, ids: torch.Tensor, scale: torch.Tensor | None = None) -> torch.Tensor:
+        h = self.emb(ids)
+        h = h + torch.tanh(self.mix(h.transpose(1, 2)).transpose(1, 2))
+        y = self.out(h)
+        if scale is not None:
+            y = y * scale.reshape(-1, *([1] * (y.dim() - 1)))
+        return y
