@@ -1,0 +1,1 @@
+"""Experiments and demo assets built on top of :mod:`multiequi`."""
