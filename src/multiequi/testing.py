@@ -92,9 +92,10 @@ def equivariance_error(
     x : Tensor or list of Tensor
         The input batch, or one batch per input.
     output : str, Action, or a list of them
-        How the output transforms. For several inputs: ``"invariant"`` (the output does not
-        move), or one entry per input when ``f`` returns one output per input: output ``j``
-        transforms under ``G_j`` as given and is invariant to the other inputs' groups.
+        How the output transforms. For several inputs: one entry per input when ``f`` returns
+        one output per input (output ``j`` transforms under ``G_j`` as given and is invariant
+        to the other inputs' groups), or a single value, which is then applied to *every*
+        output under every input's group (``"invariant"``: no output moves).
     elements : int, list of int, or None
         All elements (``None``, default), a seeded random sample of this many (the identity
         included), or an explicit list.

@@ -110,7 +110,8 @@ class PermutationAction(Action):
     """A user-given permutation action on one dimension of the output.
 
     ``perms[g][p]`` is the position to which element ``g`` moves the entry at ``p``. The
-    permutations must compose like the group's elements (checked).
+    permutations must compose like the group's elements (checked). ``dim`` counts from the end
+    (negative), so the same action applies to single outputs and to batches.
 
     Examples
     --------
@@ -138,6 +139,8 @@ class PermutationAction(Action):
                     raise ValueError(
                         f"perms do not compose like the group: perms[{a}]∘perms[{b}] != perms[{int(t[a, b])}]"
                     )
+        if int(dim) >= 0:
+            raise ValueError(f"dim must be negative (counted from the end), got {dim}")
         self.src = p.argsort(dim=1)  # (g·y)[q] = y[src[g][q]]
         self.dim = int(dim)
         self.size = size

@@ -46,6 +46,11 @@ class MatrixGroup(Group):
         self.matrices_ = m
         self.dim_ = d
 
+    @property
+    def dim(self) -> int:
+        """Size ``d`` of the last dimension the matrices act on."""
+        return self.dim_
+
     def transform(self, x: Tensor, elements: Tensor) -> Tensor:
         e = as_elements(elements, len(self), x.device)
         if x.shape[0] != e.numel() or x.shape[-1] != self.dim_:

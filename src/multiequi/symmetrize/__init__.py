@@ -3,10 +3,17 @@
 - :class:`Equitune`, :class:`LambdaEquitune`, :class:`Equizero`: one group ``G``, ``|G|`` copies.
 - :class:`MultiEquitune`, :class:`MultiLambdaEquitune`, :class:`MultiEquizero`: several factors
   acting on the same input (Design 2 of the paper), ``Σ |G_i|`` copies instead of ``Π |G_i|``.
+- :func:`symmetrize_output`: the output symmetrizer ``S_G[y] = 1/|G| Σ_g g·y``.
 """
 
+from ._engine import Aggregate as Aggregate
+from ._engine import ChunkSize as ChunkSize
+from ._engine import Output as Output
 from ._engine import Symmetrizer as Symmetrizer
+from ._engine import apply_symmetrizer as apply_symmetrizer
 from ._engine import model_output_tensor as model_output_tensor
+from ._engine import sorted_mean as sorted_mean
+from ._engine import symmetrize_output as symmetrize_output
 from ._wrappers import Equitune as Equitune
 from ._wrappers import Equizero as Equizero
 from ._wrappers import LambdaEquitune as LambdaEquitune
@@ -17,14 +24,20 @@ from ._wrappers import entropy_loss as entropy_loss
 from ._wrappers import max_prob_loss as max_prob_loss
 
 __all__ = [
+    "Aggregate",
+    "ChunkSize",
     "Equitune",
     "Equizero",
     "LambdaEquitune",
     "MultiEquitune",
     "MultiEquizero",
     "MultiLambdaEquitune",
+    "Output",
     "Symmetrizer",
+    "apply_symmetrizer",
     "entropy_loss",
     "max_prob_loss",
     "model_output_tensor",
+    "sorted_mean",
+    "symmetrize_output",
 ]

@@ -81,20 +81,81 @@ class _Branch:
         """``g⁻¹·y_g`` for the stacked outputs ``y`` of this branch's copies."""
         return self.action.transform(y, self.group.inverse_elements(y.device))
 
-    def symmetrize_others(self, y: Tensor) -> Tensor:
-        """``S_{G_-i}[y]``: the mean of ``h·y`` over the other factors (one factor at a time)."""
+    def symmetrize_others(self, y: Tensor, sorted_sum: bool) -> Tensor:
+        """``S_{G_-i}[y]``: the mean of ``h·y`` over the other factors (one factor at a time;
+        for commuting factors the projections compose)."""
         for act in self.other_actions:
-            n = len(act.group)
-            y = act.transform(y.unsqueeze(0).expand(n, *y.shape), torch.arange(n, device=y.device)).mean(0)
+            y = apply_symmetrizer(y, act, sorted_sum)
         return y
 
 
 def sorted_mean(y: Tensor) -> Tensor:
     """Mean over dim 0 summed in sorted order, so the result does not depend on the order of
-    the copies (bitwise identical across an orbit)."""
+    the copies (bitwise identical across an orbit).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from multiequi.symmetrize import sorted_mean
+    >>> sorted_mean(torch.tensor([[3.0], [1.0], [2.0]]))
+    tensor([2.])
+    """
     if y.shape[0] == 1:
         return y[0]
     return torch.sort(y, dim=0).values.sum(0) / y.shape[0]
+
+
+def apply_symmetrizer(y: Tensor, action: Action, sorted_sum: bool = True) -> Tensor:
+    """``S[y] = 1/|H| Σ_h h·y`` for the group ``H`` of ``action``, all copies moved by one
+    ``transform`` call on a stack."""
+    n = len(action.group)
+    if action.is_trivial or n == 1:
+        return y
+    stack = y.unsqueeze(0).expand(n, *y.shape)
+    try:
+        moved = action.transform(stack, torch.arange(n, device=y.device))
+    except (ValueError, TypeError) as err:
+        raise ValueError(f"{action!r} cannot act on an output of shape {tuple(y.shape)}: {err}") from err
+    return sorted_mean(moved) if sorted_sum else moved.mean(0)
+
+
+def symmetrize_output(y: Tensor, group: Group, output: Output = "same", *, sorted_sum: bool = True) -> Tensor:
+    """The output symmetrizer ``S_G[y] = 1/|G| Σ_g g·y``: the projection onto ``G``-fixed outputs.
+
+    All ``|G|`` transformed copies are produced by one ``transform`` call on a stack.
+
+    Parameters
+    ----------
+    y : Tensor
+        A batch of outputs (batch dimension first).
+    group : Group
+        The group ``G``.
+    output : {"same", "vocab", "invariant"} or Action
+        How ``G`` acts on ``y`` (``"same"``: like on its inputs).
+    sorted_sum : bool
+        Sum the copies in sorted order, so that ``g·S[y]`` equals ``S[y]`` bitwise for
+        permutation actions (default ``True``).
+
+    Returns
+    -------
+    Tensor
+        ``S_G[y]``, same shape as ``y``; ``g·S_G[y] = S_G[y]`` for every ``g``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from multiequi.groups import Rot90
+    >>> from multiequi.symmetrize import symmetrize_output
+    >>> y = torch.arange(4.0).reshape(1, 2, 2)
+    >>> symmetrize_output(y, Rot90())
+    tensor([[[1.5000, 1.5000],
+             [1.5000, 1.5000]]])
+    """
+    if not isinstance(group, Group):
+        raise TypeError(
+            f"group must be a Group object (e.g. Rot90(), PermutationGroup(...)), got {type(group).__name__}"
+        )
+    return apply_symmetrizer(y, resolve_action(group, output), sorted_sum)
 
 
 class Symmetrizer(nn.Module):
@@ -251,7 +312,7 @@ class Symmetrizer(nn.Module):
         outs = []
         for br, yi, ri, xi in zip(self.branches, y.split(sizes), raw.split(sizes), xs.split(sizes), strict=True):
             zi = self.reduce(br, br.align(yi), ri, xi)
-            outs.append(br.symmetrize_others(zi))
+            outs.append(br.symmetrize_others(zi, self.sorted_sum))
         if len(outs) == 1:
             return outs[0]
         return torch.stack(outs).mean(0)
