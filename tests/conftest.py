@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import pytest
 import torch
+from hypothesis import settings
 from torch import nn
+
+# Deterministic property tests: the same examples on every run and machine, no example database.
+settings.register_profile("multiequi", derandomize=True, database=None, deadline=None)
+settings.load_profile("multiequi")
 
 
 @pytest.fixture(autouse=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import math
 
 import pytest
 import torch
@@ -218,6 +219,14 @@ def test_matrices_form_a_representation() -> None:
             assert torch.allclose(m[a] @ x.reshape(-1), g.act(x, a).reshape(-1))
 
 
+def test_permutation_group_from_generators() -> None:
+    s4 = PermutationGroup.from_generators([[1, 0, 2, 3], [1, 2, 3, 0]])  # a transposition and a 4-cycle
+    assert len(s4) == 24 and not s4.is_abelian()
+    x = torch.randn(2, 4, dtype=torch.float64)
+    for a, b in itertools.product(s4.elements, repeat=2):
+        assert torch.equal(s4.act(s4.act(x, b), a), s4.act(x, s4.compose(a, b)))
+
+
 def test_user_groups_validate() -> None:
     with pytest.raises(ValueError, match="identity"):
         PermutationGroup([[1, 0], [0, 1]])
@@ -247,13 +256,15 @@ def test_permutation_action_composes_like_group() -> None:
 def test_random_cyclic_permutation_groups(size: int, seed: int) -> None:
     gen = torch.Generator().manual_seed(seed)
     sigma = torch.randperm(size, generator=gen)
-    perms = [torch.arange(size)]
-    while True:
-        nxt = sigma[perms[-1]]
-        if torch.equal(nxt, perms[0]):
-            break
-        perms.append(nxt)
-    g = PermutationGroup(torch.stack(perms))
+    g = PermutationGroup.from_generators([sigma.tolist()])
+    lengths, seen = [], set()
+    for start in range(size):  # the order of a cyclic group is the lcm of its cycle lengths
+        n, i = 0, start
+        while i not in seen:
+            seen.add(i)
+            i, n = int(sigma[i]), n + 1
+        lengths.append(max(n, 1))
+    assert len(g) == math.lcm(*lengths)
     x = torch.randn(2, size, dtype=torch.float64, generator=gen)
     for a, b in itertools.product(g.elements, repeat=2):
         assert torch.equal(g.act(g.act(x, b), a), g.act(x, g.compose(a, b)))
