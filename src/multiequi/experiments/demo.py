@@ -13,14 +13,11 @@ The wrapped models' labels do not change. The function :func:`run_demo` returns 
 
 from __future__ import annotations
 
-import json
 import os
-import platform
 import statistics
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -29,6 +26,8 @@ from torch import nn
 from .. import Equitune, MultiEquitune
 from ..groups import Flip, Product, Rot90
 from ..testing import CopyCounter
+from .common import atomic_write_json, machine_info, markdown_table
+from .common import progress as common_progress
 
 __all__ = ["DemoResult", "MethodResult", "PhotoResult", "format_report", "run_demo", "write_json"]
 
@@ -77,33 +76,6 @@ class DemoResult:
     transforms: list[str]
     methods: list[MethodResult]
     machine: dict[str, Any]
-
-
-def _machine() -> dict[str, Any]:
-    return {
-        "platform": platform.platform(),
-        "processor": platform.processor() or platform.machine(),
-        "cpu_count": os.cpu_count(),
-        "torch_threads": torch.get_num_threads(),
-        "torch": torch.__version__,
-        "device": "cpu",
-    }
-
-
-def _progress(total: int, enabled: bool, desc: str) -> Any:
-    try:
-        from tqdm.auto import tqdm
-    except ImportError:  # pragma: no cover - tqdm ships with the demo extra
-        tqdm = None
-    if tqdm is None or not enabled:
-
-        class _Null:
-            def update(self, n: int = 1) -> None: ...
-            def set_description(self, d: str) -> None: ...
-            def close(self) -> None: ...
-
-        return _Null()
-    return tqdm(total=total, desc=desc, unit="photo")
 
 
 def run_demo(
@@ -170,7 +142,7 @@ def run_demo(
         return x.contiguous(memory_format=torch.channels_last) if channels_last else x
 
     results = []
-    bar = _progress(len(methods) * len(photos), progress, "demo")
+    bar = common_progress(total=len(methods) * len(photos), desc="demo", enabled=progress, unit="photo")
     with torch.inference_mode():
         for name, fn in methods:
             bar.set_description(name.split(" (")[0])
@@ -192,13 +164,7 @@ def run_demo(
                 MethodResult(name, statistics.mean(copies), 1e3 * statistics.median(times), spread, per_photo)
             )
     bar.close()
-    return DemoResult(d4.names, results, _machine())
-
-
-def _table(header: list[str], rows: list[list[str]]) -> str:
-    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(header)]
-    line = lambda cells: "| " + " | ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True)) + " |"  # noqa: E731
-    return "\n".join([line(header), "|" + "|".join("-" * (w + 2) for w in widths) + "|", *(line(r) for r in rows)])
+    return DemoResult(d4.names, results, machine_info())
 
 
 def format_report(result: DemoResult) -> str:
@@ -217,7 +183,7 @@ def format_report(result: DemoResult) -> str:
                 else f"{len(distinct)} labels: {', '.join(distinct)}"
             )
         rows.append(cells)
-    out += [_table(header, rows), ""]
+    out += [markdown_table([dict(zip(header, r, strict=True)) for r in rows], header), ""]
     header = ["method", "copies / image", "ms / image", "photos with one label", "top-1 correct", "max logit change"]
     rows = [
         [
@@ -230,7 +196,7 @@ def format_report(result: DemoResult) -> str:
         ]
         for m in result.methods
     ]
-    out += [_table(header, rows), ""]
+    out += [markdown_table([dict(zip(header, r, strict=True)) for r in rows], header), ""]
     mach = result.machine
     out.append(
         f"Machine: {mach['processor']}, {mach['cpu_count']} cores, torch {mach['torch']} "
@@ -241,13 +207,9 @@ def format_report(result: DemoResult) -> str:
 
 
 def write_json(result: DemoResult, path: str | os.PathLike[str]) -> None:
-    """Write the results as JSON, atomically (a temporary file, then a rename)."""
+    """Write the results as JSON, atomically."""
     data = asdict(result)
     for m, md in zip(result.methods, data["methods"], strict=True):
         md["stable_photos"] = m.stable_photos
         md["accuracy"] = m.accuracy
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2))
-    os.replace(tmp, path)
+    atomic_write_json(path, data)
