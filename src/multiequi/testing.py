@@ -115,8 +115,7 @@ def equivariance_error(
     True
     """
     kwargs = kwargs or {}
-    multi = not isinstance(group, Group)
-    if not multi:
+    if isinstance(group, Group):
         if not isinstance(x, Tensor):
             raise TypeError("with one group, x must be a Tensor (batch dimension first)")
         action = resolve_action(group, output)  # type: ignore[arg-type]
@@ -129,7 +128,7 @@ def equivariance_error(
                     worst = max(worst, _err(y1, _act(action, y0, g)))
         return worst
 
-    groups = list(group)  # type: ignore[arg-type]
+    groups = list(group)
     xs = list(x) if not isinstance(x, Tensor) else None
     if xs is None or len(xs) != len(groups):
         raise ValueError(f"with {len(groups)} groups, x must be a list of {len(groups)} input tensors")

@@ -54,6 +54,9 @@ class Group:
     #: ``"collapse"`` (map each orbit to a representative, as for word swaps).
     canonicalization: str = "template"
 
+    #: ``False`` only for a :class:`~multiequi.groups.Product` whose factors do not commute.
+    is_direct: bool = True
+
     def __init__(self, table: Tensor, names: Sequence[str]) -> None:
         table = torch.as_tensor(table, dtype=torch.long)
         n = table.shape[0]
