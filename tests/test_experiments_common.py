@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -149,8 +150,12 @@ def test_accelerate_launch_runs_two_cpu_processes(tmp_path: Path) -> None:
     if not launcher.exists():
         pytest.skip("the accelerate launcher is not installed beside this Python")
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src"), "OMP_NUM_THREADS": "1"}
+    with socket.socket() as sock:  # a free port: two runs at once must not collide on torchrun's default
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
     cmd = [
         str(launcher), "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
+        "--main_process_port", str(port),
         "--mixed_precision", "no", "--dynamo_backend", "no",
         "-m", "multiequi.experiments.common._smoke", "--out", str(tmp_path),
     ]  # fmt: skip

@@ -322,6 +322,8 @@ def test_bad_arguments_raise_clear_errors() -> None:
         Equitune(model, Rot90())([1, 2])  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="integer token ids"):
         Equitune(TokenNet(V), C2())(torch.randn(2, 3))
+    with pytest.raises(ValueError, match=r"\[0, 14\)"):  # checked once up front, for every factor
+        MultiEquitune(TokenNet(V), [C2(), C3()], output="vocab")(torch.tensor([[1, 99]]))
     with pytest.raises(TypeError, match="logits"):
         Equitune(lambda x: (x,), Rot90())(torch.randn(1, 4, 4))
 

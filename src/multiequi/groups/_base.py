@@ -8,12 +8,36 @@ of tensors in one tensor operation: ``transform(x, elements)`` applies ``element
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+import contextvars
+from collections.abc import Iterator, Sequence
 
 import torch
 from torch import Tensor
 
-__all__ = ["Group", "as_elements"]
+__all__ = ["Group", "as_elements", "trusted"]
+
+_TRUSTED: contextvars.ContextVar[bool] = contextvars.ContextVar("multiequi_trusted", default=False)
+
+
+@contextlib.contextmanager
+def trusted() -> Iterator[None]:
+    """Skip the value checks of group actions (token-id ranges) inside this block.
+
+    The symmetrizers validate their input once with :meth:`Group.validate`, then build orbits,
+    canonical forms and aligned outputs from it; re-checking every derived tensor would cost a
+    reduction per factor and per call (measured: most of the fixed cost of a small call).
+    """
+    token = _TRUSTED.set(True)
+    try:
+        yield
+    finally:
+        _TRUSTED.reset(token)
+
+
+def checks_enabled() -> bool:
+    """``False`` inside :func:`trusted`."""
+    return not _TRUSTED.get()
 
 
 def as_elements(elements: Tensor | Sequence[int] | int, order: int, device: torch.device) -> Tensor:
@@ -125,6 +149,10 @@ class Group:
     def probe(self) -> Tensor:
         """A small tensor (no leading stack dimension) on which the action is faithful."""
         raise NotImplementedError
+
+    def validate(self, x: Tensor) -> None:
+        """Raise a clear error if ``x`` is not something this group can act on (default: no check;
+        token groups check dtype and id range)."""
 
     def act(self, x: Tensor, g: int) -> Tensor:
         """Apply element ``g`` to ``x``."""

@@ -179,5 +179,9 @@ class Product(Group):
     def probe(self) -> Tensor:
         return self._probe_tensor.clone()
 
+    def validate(self, x: Tensor) -> None:
+        for f in self.factors:
+            f.validate(x)
+
     def __repr__(self) -> str:
         return f"Product({', '.join(repr(f) for f in self.factors)})"

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
-from ._base import Group, as_elements
+from ._base import Group, as_elements, checks_enabled
 from ._images import cyclic_table
 
 __all__ = ["TokenCycles"]
@@ -97,13 +97,18 @@ class TokenCycles(Group):
     def _on(self, t: Tensor, device: torch.device) -> Tensor:
         return t if t.device == device else t.to(device)
 
-    def _check_ids(self, x: Tensor) -> None:
+    def validate(self, x: Tensor) -> None:
+        """Check that ``x`` holds integer token ids inside the vocabulary."""
         if x.dtype.is_floating_point or x.dtype.is_complex or x.dtype == torch.bool:
             raise TypeError(f"{self!r} acts on integer token ids; got a tensor of dtype {x.dtype}")
         if x.numel() and (int(x.min()) < 0 or int(x.max()) >= self.vocab_size):
             raise ValueError(
                 f"token ids must lie in [0, {self.vocab_size}); got values in [{int(x.min())}, {int(x.max())}]"
             )
+
+    def _check_ids(self, x: Tensor) -> None:
+        if checks_enabled():
+            self.validate(x)
 
     def transform(self, x: Tensor, elements: Tensor) -> Tensor:
         e = as_elements(elements, len(self), x.device)

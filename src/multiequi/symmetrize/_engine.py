@@ -27,6 +27,7 @@ from torch import Tensor, nn
 
 from ..groups import Group, Product
 from ..groups._actions import Action, resolve_action
+from ..groups._base import trusted
 
 __all__ = ["TUNING", "Symmetrizer", "model_output_tensor"]
 
@@ -303,7 +304,9 @@ class Symmetrizer(nn.Module):
             )
         if x.dim() == 0:
             raise ValueError("the first argument must have a batch dimension")
-        parts = [br.inputs(x) for br in self.branches]
+        self.group.validate(x)  # once; the orbits and canonical forms built from x are valid by construction
+        with trusted():
+            parts = [br.inputs(x) for br in self.branches]
         sizes = [p.shape[0] for p in parts]
         xs = parts[0] if len(parts) == 1 else torch.cat(parts, dim=0)
         y = self._run(self.model, xs, args, kwargs, model_output_tensor)
@@ -311,8 +314,11 @@ class Symmetrizer(nn.Module):
         y = self._agg(y)
         outs = []
         for br, yi, ri, xi in zip(self.branches, y.split(sizes), raw.split(sizes), xs.split(sizes), strict=True):
-            zi = self.reduce(br, br.align(yi), ri, xi)
-            outs.append(br.symmetrize_others(zi, self.sorted_sum))
+            with trusted():
+                aligned = br.align(yi)
+            zi = self.reduce(br, aligned, ri, xi)
+            with trusted():
+                outs.append(br.symmetrize_others(zi, self.sorted_sum))
         if len(outs) == 1:
             return outs[0]
         return torch.stack(outs).mean(0)

@@ -51,8 +51,13 @@ def grouped_bars(
     x_order: Sequence[Any] | None = None,
     hue_order: Sequence[Any] | None = None,
     ylim: tuple[float, float] | None = None,
+    legend_kwargs: Mapping[str, Any] | None = None,
 ) -> Path:
-    """Bars of ``value`` grouped by ``x`` with one colour per ``hue`` (error bars from ``err``)."""
+    """Bars of ``value`` grouped by ``x`` with one colour per ``hue`` (error bars from ``err``).
+
+    ``legend_kwargs`` go to matplotlib's ``legend`` (e.g. ``{"loc": "upper left", "bbox_to_anchor":
+    (1, 1)}`` puts the legend outside, right of the bars, where it cannot hide one).
+    """
     plt = _pyplot()
     xs = _ordered([r[x] for r in rows], x_order)
     hues = _ordered([r[hue] for r in rows], hue_order)
@@ -69,7 +74,7 @@ def grouped_bars(
     if ylim:
         ax.set_ylim(*ylim)
     ax.set_title(title)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, **dict(legend_kwargs or {}))
     ax.grid(axis="y", alpha=0.3)
     if note:
         fig.text(0.01, -0.02, note, fontsize=7, ha="left", va="top")

@@ -103,6 +103,11 @@ def load_weights(model: nn.Module, path: str | os.PathLike[str]) -> nn.Module:
     if not path.is_file():
         raise FileNotFoundError(f"weights file not found: '{path}'")
     missing, unexpected = load_model(model, str(path), strict=False)
+    # A module registered under two names (one branch inside two wrappers) is saved once; on load,
+    # safetensors lists the second name of BatchNorm's num_batches_tracked as "unexpected" although
+    # torch filled it in: only names the model does not have are unexpected.
+    known = set(model.state_dict())
+    unexpected = [k for k in unexpected if k not in known]
     if missing or unexpected:
         raise RuntimeError(f"weights in '{path}' do not match the model: missing {missing}, unexpected {unexpected}")
     return model
