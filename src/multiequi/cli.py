@@ -33,6 +33,11 @@ COMMANDS: list[tuple[str, str, str]] = [
         "multiequi.cli",
         "classify real photos under all 8 rotations/flips with a real pretrained model, plain and wrapped",
     ),
+    (
+        "multi-image",
+        "multiequi.experiments.multi_image.cli",
+        "classify K-tuples of independently rotated images: Siamese CNN vs Multi-GCNN (Σ|G_i| copies), IS fusion, DSS",
+    ),
 ]
 
 DESCRIPTION = (

@@ -1,0 +1,51 @@
+"""Multi-image classification with IS layers (Design 1 of the paper), on real data.
+
+K-tuples of images of one class, each view transformed independently (rotations by multiples of
+90°, or C4 on some views and a flip on others); a Siamese CNN, the same with each view's branch
+equituned over its own group (Multi-GCNN, ``Σ |G_i|`` copies per tuple instead of ``Π |G_i|``),
+each with and without an IS fusion term, and DSS / DeepSets baselines. Default data: Fashion-MNIST
+(Debian's ``dataset-fashion-mnist``), the stand-in for the paper's Caltech101 / 15-Scene; any
+image folder with one sub-folder per class works too.
+
+Command line: ``multiequi multi-image --preset quick`` (see ``docs/multi_image.md``).
+
+- :mod:`.data`: IDX and image-folder loaders, splits, tuples, per-view transforms.
+- :mod:`.models`: the six models and the symmetries each declares.
+- :mod:`.experiment`: one run (train through the shared Accelerate loop, select on validation,
+  test under every test setting) and the grid.
+- :mod:`.report`: the paper-style table, the drop table, the plot, the JSON summary.
+"""
+
+from .data import ImageData as ImageData
+from .data import load_fashion_mnist as load_fashion_mnist
+from .data import load_image_folder as load_image_folder
+from .data import make_tuples as make_tuples
+from .data import read_idx as read_idx
+from .data import transform_views as transform_views
+from .data import view_groups as view_groups
+from .experiment import ExperimentConfig as ExperimentConfig
+from .experiment import run_grid as run_grid
+from .models import COLUMNS as COLUMNS
+from .models import SiameseCNN as SiameseCNN
+from .models import TupleClassifier as TupleClassifier
+from .models import build_model as build_model
+from .presets import PRESETS as PRESETS
+from .report import compile_report as compile_report
+
+__all__ = [
+    "COLUMNS",
+    "PRESETS",
+    "ExperimentConfig",
+    "ImageData",
+    "SiameseCNN",
+    "TupleClassifier",
+    "build_model",
+    "compile_report",
+    "load_fashion_mnist",
+    "load_image_folder",
+    "make_tuples",
+    "read_idx",
+    "run_grid",
+    "transform_views",
+    "view_groups",
+]

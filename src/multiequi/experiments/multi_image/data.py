@@ -1,0 +1,600 @@
+"""Data of the multi-image experiment: images, splits, same-class K-tuples and per-view transforms.
+
+- :func:`read_idx`: the IDX format of (Fashion-)MNIST, gzip or not.
+- :func:`load_fashion_mnist`: real Fashion-MNIST from Debian's ``dataset-fashion-mnist`` package
+  (the stand-in for the paper's Caltech101 / 15-Scene), or any folder with the same four files.
+- :func:`load_image_folder`: a user's own data set, one sub-folder per class (as Caltech101 and
+  15-Scene are distributed).
+- :func:`make_tuples`: K-tuples of images of one class, formed per class inside one split,
+  deterministic per seed.
+- :func:`view_groups`, :func:`draw_elements`, :func:`transform_views`: per-view transforms drawn
+  independently for every view and every example, applied in one tensor operation per view.
+- :class:`TupleDataset`: batches of K-tuples for a ``DataLoader``, gathered in one indexing call.
+
+Images are kept as ``uint8`` tensors ``(N, C, S, S)``; tuples are ``(T, K)`` tensors of indices
+into them, so a split never copies images and a batch is one gather.
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+from torch.utils.data import Dataset
+
+from ...groups import Flip, Group, Product, Rot90, TrivialGroup
+
+__all__ = [
+    "AUGMENTATIONS",
+    "FASHION_MNIST_CLASSES",
+    "FASHION_MNIST_DIR",
+    "FASHION_MNIST_NAME",
+    "FLIP",
+    "IMAGE_SUFFIXES",
+    "ROT90",
+    "TRIVIAL",
+    "ImageData",
+    "TupleDataset",
+    "draw_elements",
+    "group_label",
+    "joint_group",
+    "load_fashion_mnist",
+    "load_image_folder",
+    "make_tuples",
+    "read_idx",
+    "stratified_split",
+    "to_float",
+    "transform_views",
+    "view_groups",
+]
+
+#: Where Debian's ``dataset-fashion-mnist`` package puts the IDX files.
+FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")
+#: The name every output uses: Fashion-MNIST stands in for the paper's data sets.
+FASHION_MNIST_NAME = "Fashion-MNIST (stand-in for Caltech101/15-Scene)"
+FASHION_MNIST_CLASSES = [
+    "T-shirt/top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Ankle boot",
+]
+_FMNIST_FILES = {
+    "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+    "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
+}
+_INSTALL = (
+    "Install Debian's package (it puts the files in /usr/share/datasets/fashion-mnist): "
+    "sudo apt-get update && sudo apt-get install dataset-fashion-mnist; or pass --data-dir to a folder "
+    "holding train-images-idx3-ubyte.gz, train-labels-idx1-ubyte.gz, t10k-images-idx3-ubyte.gz and "
+    "t10k-labels-idx1-ubyte.gz (gzip or not); or use your own images with --image-folder"
+)
+#: File suffixes :func:`load_image_folder` reads.
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".pgm", ".ppm")
+
+#: One object per group, so that views sharing a group go through a model in one batched call.
+ROT90 = Rot90()
+FLIP = Flip()
+TRIVIAL = TrivialGroup()
+#: Per-view transform distributions: none; a random multiple of 90° per view; C4 on odd views and
+#: a left-right flip (C2) on even views (views 1, 3 rotated, views 2, 4 flipped).
+AUGMENTATIONS = ("none", "rot", "mixed")
+_D4 = Product(ROT90, FLIP)
+
+
+# --------------------------------------------------------------------------------------- files
+def read_idx(path: str | os.PathLike[str]) -> Tensor:
+    """Read an IDX file of unsigned bytes (the (Fashion-)MNIST format), gzip-compressed or not.
+
+    The format: two zero bytes, a type byte (``0x08`` = unsigned byte), the number of
+    dimensions, each dimension as a big-endian int32, then the data in row-major order.
+
+    Parameters
+    ----------
+    path : path
+        The file (``.gz`` or raw; compression is detected from its first bytes).
+
+    Returns
+    -------
+    Tensor
+        ``torch.uint8`` of the file's shape, e.g. ``(60000, 28, 28)`` for images, ``(60000,)``
+        for labels.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> p = pathlib.Path(tempfile.mkdtemp()) / "labels-idx1-ubyte"
+    >>> _ = p.write_bytes(bytes([0, 0, 8, 1, 0, 0, 0, 3, 7, 2, 9]))
+    >>> read_idx(p).tolist()
+    [7, 2, 9]
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"IDX file not found: '{path}'")
+    raw = path.read_bytes()
+    if raw[:2] == b"\x1f\x8b":
+        try:
+            raw = gzip.decompress(raw)
+        except (OSError, EOFError) as err:
+            raise ValueError(f"'{path}' looks gzip-compressed but cannot be decompressed: {err}") from err
+    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0:
+        raise ValueError(f"'{path}' is not an IDX file: it must start with two zero bytes, got {raw[:4]!r}")
+    if raw[2] != 0x08:
+        raise ValueError(f"'{path}': only unsigned-byte IDX files (type 0x08) are supported, got type {raw[2]:#04x}")
+    ndim = raw[3]
+    header = 4 + 4 * ndim
+    if len(raw) < header:
+        raise ValueError(f"'{path}' is truncated: its header declares {ndim} dimensions")
+    shape = tuple(int(d) for d in np.frombuffer(raw, dtype=">i4", count=ndim, offset=4))
+    size = int(np.prod(shape)) if shape else 1
+    if len(raw) - header != size:
+        raise ValueError(
+            f"'{path}': the header declares shape {shape} ({size} bytes of data) but the file holds "
+            f"{len(raw) - header} bytes after the header"
+        )
+    return torch.from_numpy(np.frombuffer(raw, dtype=np.uint8, offset=header).copy()).reshape(shape)
+
+
+def _idx_file(root: Path, stem: str) -> Path:
+    for name in (f"{stem}.gz", stem):
+        if (root / name).is_file():
+            return root / name
+    raise FileNotFoundError(f"Fashion-MNIST file '{root / (stem + '.gz')}' not found. {_INSTALL}")
+
+
+# ----------------------------------------------------------------------------------- data sets
+@dataclass
+class ImageData:
+    """Images, labels and disjoint splits of one data set.
+
+    Attributes
+    ----------
+    images : Tensor
+        ``uint8`` images ``(N, C, S, S)`` (square, so that rotations by 90° map them to themselves).
+    labels : Tensor
+        ``int64`` class of every image, ``(N,)``.
+    classes : list of str
+        Class names, indexed by label.
+    splits : dict of str to Tensor
+        ``"train"``, ``"val"``, ``"test"``: indices into ``images``, pairwise disjoint.
+    name : str
+        The data set's name as every output shows it.
+    source : str
+        Where the images came from (a folder).
+    """
+
+    images: Tensor
+    labels: Tensor
+    classes: list[str]
+    splits: dict[str, Tensor]
+    name: str
+    source: str
+    notes: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def channels(self) -> int:
+        """Channels per image (1 grey, 3 RGB)."""
+        return int(self.images.shape[1])
+
+    @property
+    def size(self) -> int:
+        """Side of the square images in pixels."""
+        return int(self.images.shape[-1])
+
+    def summary(self) -> dict[str, object]:
+        """Sizes for records and logs."""
+        return {
+            "dataset": self.name,
+            "source": self.source,
+            "classes": len(self.classes),
+            "image_shape": list(self.images.shape[1:]),
+            **{f"{k}_images": int(v.numel()) for k, v in self.splits.items()},
+            **self.notes,
+        }
+
+
+def stratified_split(labels: Tensor, fraction: float, seed: int) -> tuple[Tensor, Tensor]:
+    """Split indices ``0 .. len(labels)-1`` into (rest, held out) with ``fraction`` of each class held out.
+
+    Deterministic per ``seed``; each class keeps at least one image on each side when it has two.
+
+    Examples
+    --------
+    >>> rest, held = stratified_split(torch.tensor([0, 0, 0, 0, 1, 1, 1, 1]), 0.25, seed=0)
+    >>> len(rest), len(held), sorted(set(rest.tolist()) | set(held.tolist())) == list(range(8))
+    (6, 2, True)
+    """
+    if not 0.0 <= fraction < 1.0:
+        raise ValueError(f"the held-out fraction must be in [0, 1), got {fraction}")
+    gen = torch.Generator().manual_seed(seed)
+    rest, held = [], []
+    for c in torch.unique(labels).tolist():  # a loop over classes, not over images
+        idx = torch.nonzero(labels == c).flatten()
+        idx = idx[torch.randperm(idx.numel(), generator=gen)]
+        n = round(fraction * idx.numel())
+        if fraction > 0 and idx.numel() >= 2:
+            n = min(max(n, 1), idx.numel() - 1)
+        held.append(idx[:n])
+        rest.append(idx[n:])
+    return torch.cat(rest).sort().values, torch.cat(held).sort().values
+
+
+def _fit(images: Tensor, size: int) -> tuple[Tensor, str]:
+    """Zero-pad (when the difference is even and non-negative) or resize square images to ``size``."""
+    s = images.shape[-1]
+    if size == s:
+        return images, "none"
+    if size > s and (size - s) % 2 == 0:
+        p = (size - s) // 2
+        return F.pad(images, (p, p, p, p)), f"zero-padded {s}->{size} ({p} px each side)"
+    out = F.interpolate(images.float(), size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+    return out.round().clamp(0, 255).to(torch.uint8), f"resized {s}->{size} (bilinear)"
+
+
+def load_fashion_mnist(
+    root: str | os.PathLike[str] | None = None, size: int = 32, val_fraction: float = 0.1, seed: int = 0
+) -> ImageData:
+    """Real Fashion-MNIST (60,000 training and 10,000 test images, 28×28 grey, 10 classes).
+
+    Read directly from the IDX files of Debian's ``dataset-fashion-mnist`` package. The test
+    split is the official test file; ``val_fraction`` of every class of the training file is the
+    validation split (model selection), the rest is the training split.
+
+    Parameters
+    ----------
+    root : path, optional
+        Folder of the four IDX files (default :data:`FASHION_MNIST_DIR`).
+    size : int
+        Side of the images returned: 32 (default) zero-pads the 28×28 images by 2 pixels on each
+        side (three 2×2 poolings then give 4×4 maps, as with the paper's 64 px and unpadded
+        convolutions); other sizes are padded when the difference is even, else resized.
+    val_fraction : float
+        Share of each class of the training file held out for validation.
+    seed : int
+        Seed of the train / validation split.
+
+    Raises
+    ------
+    FileNotFoundError
+        When a file is missing; the message says how to install the package.
+    """
+    folder = Path(root) if root is not None else FASHION_MNIST_DIR
+    if not folder.is_dir():
+        raise FileNotFoundError(f"Fashion-MNIST folder '{folder}' not found. {_INSTALL}")
+    parts = {}
+    for split, (img_stem, lab_stem) in _FMNIST_FILES.items():
+        img_path, lab_path = _idx_file(folder, img_stem), _idx_file(folder, lab_stem)
+        images, labels = read_idx(img_path), read_idx(lab_path)
+        if images.dim() != 3 or images.shape[1] != images.shape[2]:
+            raise ValueError(f"'{img_path}' must hold square images (N, H, W); got shape {tuple(images.shape)}")
+        if labels.dim() != 1 or labels.shape[0] != images.shape[0]:
+            raise ValueError(
+                f"'{lab_path}' must hold one label per image of '{img_path}' ({images.shape[0]}); "
+                f"got shape {tuple(labels.shape)}"
+            )
+        if labels.numel() and int(labels.max()) >= len(FASHION_MNIST_CLASSES):
+            raise ValueError(f"'{lab_path}' holds label {int(labels.max())}; Fashion-MNIST has 10 classes (0-9)")
+        parts[split] = (images, labels.long())
+    n_train = parts["train"][0].shape[0]
+    images = torch.cat([parts["train"][0], parts["test"][0]]).unsqueeze(1)
+    images, how = _fit(images, size)
+    labels = torch.cat([parts["train"][1], parts["test"][1]])
+    train_idx, val_idx = stratified_split(labels[:n_train], val_fraction, seed)
+    return ImageData(
+        images=images,
+        labels=labels,
+        classes=list(FASHION_MNIST_CLASSES),
+        splits={"train": train_idx, "val": val_idx, "test": torch.arange(n_train, labels.numel())},
+        name=FASHION_MNIST_NAME,
+        source=str(folder),
+        notes={"preprocessing": how, "split": f"val = {val_fraction:g} of each class of the training file"},
+    )
+
+
+def load_image_folder(
+    root: str | os.PathLike[str],
+    size: int = 64,
+    channels: int = 1,
+    test_fraction: float = 0.2,
+    val_fraction: float = 0.1,
+    seed: int = 0,
+    name: str | None = None,
+) -> ImageData:
+    """A user's image folder with one sub-folder per class (Caltech101, 15-Scene, …).
+
+    Every image is converted to grey (``channels=1``) or RGB (``channels=3``) and resized to
+    ``size × size`` (bilinear; non-square images are stretched, as the paper's resize to 64 px
+    did). ``test_fraction`` of every class is the test split (the paper used 80/20), then
+    ``val_fraction`` of the rest is the validation split.
+
+    Parameters
+    ----------
+    root : path
+        The folder; its sub-folders (sorted by name) are the classes. Hidden entries are skipped.
+    size, channels, test_fraction, val_fraction, seed
+        As above; ``seed`` fixes the splits.
+    name : str, optional
+        The data set's name in outputs (default ``"folder:<folder name>"``).
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> from PIL import Image
+    >>> root = pathlib.Path(tempfile.mkdtemp())
+    >>> for c in ("cat", "dog"):
+    ...     (root / c).mkdir()
+    ...     for i in range(5):
+    ...         Image.new("L", (10, 7), 40 * i).save(root / c / f"{i}.png")
+    >>> data = load_image_folder(root, size=8)
+    >>> data.classes, tuple(data.images.shape)
+    (['cat', 'dog'], (10, 1, 8, 8))
+    """
+    try:
+        from PIL import Image, UnidentifiedImageError
+    except ImportError as err:
+        raise ImportError("reading an image folder needs Pillow: pip install pillow") from err
+    if channels not in (1, 3):
+        raise ValueError(f"channels must be 1 (grey) or 3 (RGB), got {channels}")
+    folder = Path(root)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"image folder '{folder}' not found (expected one sub-folder per class)")
+    class_dirs = sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if len(class_dirs) < 2:
+        raise ValueError(
+            f"image folder '{folder}' must hold one sub-folder per class (at least 2); found {len(class_dirs)}"
+        )
+    mode = "L" if channels == 1 else "RGB"
+    arrays, labels = [], []
+    for c, d in enumerate(class_dirs):  # reading files: a loop over images is I/O, done once
+        files = sorted(p for p in d.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith("."))
+        if not files:
+            raise ValueError(f"class folder '{d}' holds no images (suffixes {', '.join(IMAGE_SUFFIXES)})")
+        for f in files:
+            try:
+                with Image.open(f) as im:
+                    im = im.convert(mode).resize((size, size), Image.Resampling.BILINEAR)
+                    a = np.asarray(im, dtype=np.uint8)
+            except (UnidentifiedImageError, OSError) as err:
+                raise ValueError(f"cannot read image '{f}': {err}") from err
+            arrays.append(a[None] if a.ndim == 2 else a.transpose(2, 0, 1))
+            labels.append(c)
+    images = torch.from_numpy(np.stack(arrays))
+    lab = torch.tensor(labels, dtype=torch.long)
+    rest, test = stratified_split(lab, test_fraction, seed)
+    train_sub, val_sub = stratified_split(lab[rest], val_fraction, seed + 1)
+    return ImageData(
+        images=images,
+        labels=lab,
+        classes=[d.name for d in class_dirs],
+        splits={"train": rest[train_sub], "val": rest[val_sub], "test": test},
+        name=name or f"folder:{folder.name}",
+        source=str(folder),
+        notes={
+            "preprocessing": f"{mode} resized to {size}x{size} (bilinear)",
+            "split": f"test = {test_fraction:g} of each class, val = {val_fraction:g} of the rest",
+        },
+    )
+
+
+# -------------------------------------------------------------------------------------- tuples
+def make_tuples(
+    labels: Tensor, indices: Tensor, k: int, seed: int, n_tuples: int | None = None
+) -> tuple[Tensor, Tensor]:
+    """K-tuples of images of one class, formed per class inside one split; label = the class.
+
+    Each class's images in ``indices`` are shuffled and cut into groups of ``k`` (one partition:
+    every image at most once, never twice in a tuple). When ``n_tuples`` asks for more tuples
+    than one partition gives, further independent partitions are drawn; when it asks for fewer,
+    a random subset is kept. The tuples come out shuffled. Deterministic per ``seed``.
+
+    Parameters
+    ----------
+    labels : Tensor
+        The label of every image of the data set.
+    indices : Tensor
+        The images of one split (indices into ``labels``).
+    k : int
+        Images per tuple (the paper: 2, 3, 4).
+    seed : int
+    n_tuples : int, optional
+        How many tuples (default: one partition, ``Σ_c ⌊n_c / k⌋``).
+
+    Returns
+    -------
+    tuples : Tensor
+        ``(T, k)`` indices into the data set.
+    tuple_labels : Tensor
+        ``(T,)`` the class shared by each tuple's images.
+
+    Examples
+    --------
+    >>> labels = torch.tensor([0, 1, 0, 1, 0, 1, 0, 1])
+    >>> t, y = make_tuples(labels, torch.arange(8), k=2, seed=0)
+    >>> t.shape, bool((labels[t] == y[:, None]).all())
+    (torch.Size([4, 2]), True)
+    """
+    if k < 1:
+        raise ValueError(f"k (images per tuple) must be >= 1, got {k}")
+    if n_tuples is not None and n_tuples < 1:
+        raise ValueError(f"n_tuples must be >= 1 (or None for one partition), got {n_tuples}")
+    gen = torch.Generator().manual_seed(seed)
+    split_labels = labels[indices]
+    classes = torch.unique(split_labels).tolist()
+    per_class = {c: indices[split_labels == c] for c in classes}
+    one_pass = sum(v.numel() // k for v in per_class.values())
+    if one_pass == 0:
+        raise ValueError(
+            f"no class of this split ({indices.numel()} images) has {k} images: cannot form {k}-tuples of one class"
+        )
+    passes = 1 if n_tuples is None else -(-n_tuples // one_pass)
+    tuples, tuple_labels = [], []
+    for _ in range(passes):
+        for c in classes:  # loops over partitions and classes; the images are cut by reshape
+            idx = per_class[c]
+            m = idx.numel() // k
+            if m == 0:
+                continue
+            t = idx[torch.randperm(idx.numel(), generator=gen)[: m * k]].reshape(m, k)
+            tuples.append(t)
+            tuple_labels.append(torch.full((m,), int(c), dtype=torch.long))
+    t, y = torch.cat(tuples), torch.cat(tuple_labels)
+    order = torch.randperm(t.shape[0], generator=gen)
+    if n_tuples is not None:
+        order = order[:n_tuples]
+    return t[order], y[order]
+
+
+# ---------------------------------------------------------------------------------- transforms
+def view_groups(aug: str, k: int) -> list[Group]:
+    """The group of each of ``k`` views for a transform setting.
+
+    ``"none"``: the trivial group; ``"rot"``: C4 (rotations by multiples of 90°) on every view;
+    ``"mixed"``: C4 on views 1 and 3, C2 (left-right flip) on views 2 and 4. Views sharing a group
+    share one group object.
+
+    Examples
+    --------
+    >>> [len(g) for g in view_groups("mixed", 3)]
+    [4, 2, 4]
+    """
+    if aug == "none":
+        return [TRIVIAL] * k
+    if aug == "rot":
+        return [ROT90] * k
+    if aug == "mixed":
+        return [ROT90 if i % 2 == 0 else FLIP for i in range(k)]
+    raise ValueError(f"unknown transform setting {aug!r}; expected one of {AUGMENTATIONS}")
+
+
+def joint_group(groups: Sequence[Group]) -> Group:
+    """One group acting on every view at once, containing every view's group (for DSS).
+
+    The common group when all views share one; C4 and C2 together generate D4 (8 elements).
+
+    Examples
+    --------
+    >>> len(joint_group(view_groups("rot", 2))), len(joint_group(view_groups("mixed", 2)))
+    (4, 8)
+    """
+    distinct = list(dict.fromkeys(groups))
+    if len(distinct) == 1:
+        return distinct[0]
+    if set(distinct) <= {ROT90, FLIP}:
+        return _D4
+    return Product(*distinct)
+
+
+def group_label(groups: Sequence[Group]) -> str:
+    """A short label of the per-view groups, e.g. ``"C4,C2"``.
+
+    Examples
+    --------
+    >>> group_label(view_groups("mixed", 2))
+    'C4,C2'
+    """
+    return ",".join("C1" if len(g) == 1 else f"C{len(g)}" for g in groups)
+
+
+def draw_elements(groups: Sequence[Group], n: int, generator: torch.Generator | None = None) -> Tensor:
+    """Independent uniform group elements for ``n`` examples and every view: ``(n, K)`` int64.
+
+    Column ``i`` holds elements of ``groups[i]``; draws are independent across views and
+    examples. ``generator=None`` uses torch's global generator (seeded by the training loop).
+
+    Examples
+    --------
+    >>> e = draw_elements(view_groups("mixed", 2), 1000, torch.Generator().manual_seed(0))
+    >>> e[:, 0].unique().tolist(), e[:, 1].unique().tolist()
+    ([0, 1, 2, 3], [0, 1])
+    """
+    cols = [torch.randint(len(g), (n,), generator=generator) for g in groups]  # a loop over the K views
+    return torch.stack(cols, 1) if cols else torch.zeros(n, 0, dtype=torch.long)
+
+
+def transform_views(x: Tensor, groups: Sequence[Group], elements: Tensor) -> Tensor:
+    """Apply ``elements[b, i]`` of ``groups[i]`` to view ``i`` of example ``b``, for all ``b`` and ``i``.
+
+    One tensor operation per view (:meth:`Group.transform` gathers the whole batch at once).
+
+    Parameters
+    ----------
+    x : Tensor
+        ``(B, K, C, S, S)`` tuples of images.
+    groups : list of Group
+        One per view.
+    elements : Tensor
+        ``(B, K)`` element indices.
+
+    Examples
+    --------
+    >>> x = torch.arange(2 * 2 * 4.0).reshape(2, 2, 1, 2, 2)
+    >>> y = transform_views(x, view_groups("rot", 2), torch.tensor([[1, 0], [0, 2]]))
+    >>> torch.equal(y[0, 0], torch.rot90(x[0, 0], 1, (-2, -1))), torch.equal(y[0, 1], x[0, 1])
+    (True, True)
+    """
+    if x.dim() < 3 or x.shape[1] != len(groups):
+        raise ValueError(f"expected tuples (batch, K={len(groups)}, ...); got shape {tuple(x.shape)}")
+    if elements.shape != x.shape[:2]:
+        raise ValueError(f"elements must have shape (batch, K) = {tuple(x.shape[:2])}, got {tuple(elements.shape)}")
+    views = [x[:, i] if len(g) == 1 else g.transform(x[:, i], elements[:, i]) for i, g in enumerate(groups)]
+    return torch.stack(views, 1)
+
+
+def to_float(images: Tensor) -> Tensor:
+    """``uint8`` pixels to ``float32`` in ``[0, 1]``."""
+    return images.to(torch.float32).div_(255.0)
+
+
+class TupleDataset(Dataset):
+    """K-tuples as a map-style data set whose batches are gathered in one indexing call.
+
+    ``__getitems__`` (used by ``DataLoader`` for a whole batch of indices) returns
+    ``(x, y)`` with ``x`` of shape ``(B, K, C, S, S)`` in ``[0, 1]`` and ``y`` ``(B,)``; pass
+    :meth:`collate` as the loader's ``collate_fn``.
+
+    Examples
+    --------
+    >>> from torch.utils.data import DataLoader
+    >>> images = torch.zeros(6, 1, 4, 4, dtype=torch.uint8)
+    >>> ds = TupleDataset(images, torch.tensor([[0, 1], [2, 3], [4, 5]]), torch.tensor([0, 1, 2]))
+    >>> x, y = next(iter(DataLoader(ds, batch_size=2, collate_fn=TupleDataset.collate)))
+    >>> tuple(x.shape), y.tolist()
+    ((2, 2, 1, 4, 4), [0, 1])
+    """
+
+    def __init__(self, images: Tensor, tuples: Tensor, labels: Tensor) -> None:
+        if tuples.dim() != 2 or labels.shape != tuples.shape[:1]:
+            raise ValueError(
+                f"tuples must be (T, K) and labels (T,); got {tuple(tuples.shape)} and {tuple(labels.shape)}"
+            )
+        self.images = images
+        self.tuples = tuples
+        self.labels = labels
+
+    def __len__(self) -> int:
+        return int(self.tuples.shape[0])
+
+    def __getitems__(self, indices: Sequence[int]) -> tuple[Tensor, Tensor]:
+        idx = torch.as_tensor(indices, dtype=torch.long)
+        return to_float(self.images[self.tuples[idx]]), self.labels[idx]
+
+    def __getitem__(self, index: int) -> tuple[Tensor, Tensor]:
+        x, y = self.__getitems__([index])
+        return x[0], y[0]
+
+    @staticmethod
+    def collate(batch: tuple[Tensor, Tensor]) -> tuple[Tensor, Tensor]:
+        """The batch is already collated by ``__getitems__``."""
+        return batch
