@@ -38,6 +38,12 @@ COMMANDS: list[tuple[str, str, str]] = [
         "multiequi.experiments.multi_image.cli",
         "classify K-tuples of independently rotated images: Siamese CNN vs Multi-GCNN (Σ|G_i| copies), IS fusion, DSS",
     ),
+    (
+        "scan",
+        "multiequi.experiments.scan.cli",
+        "SCAN / SCAN-II compositional generalisation: generate data, pretrain, fine-tune through equitune (8 copies) "
+        "and multi-equitune (6), report",
+    ),
 ]
 
 DESCRIPTION = (
