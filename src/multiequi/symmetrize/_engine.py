@@ -236,7 +236,9 @@ class Symmetrizer(nn.Module):
             return b
         if isinstance(self.chunk_size, int):
             return max(1, min(b, self.chunk_size // k))
-        # "auto": measured once per input shape, only in inference (no grad, eval mode)
+        # "auto": measured once per input shape, only in inference (no grad, eval mode): 1, 2, 4, …
+        # examples per call, the faster of two calls each, stopping when the cost per example
+        # rose twice in a row or the tuning calls would exceed about one batch of work
         training = bool(getattr(self.model, "training", False))
         if torch.is_grad_enabled() or training or b * k <= 8:
             return b
@@ -248,18 +250,27 @@ class Symmetrizer(nn.Module):
     def _tune(self, b: int, call: Callable[[int, int], Any], device: torch.device) -> int:
         sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
         candidates = [c for c in (1, 2, 4, 8, 16, 32, 64) if c <= b]
-        best, best_t = b, math.inf
+        best, best_t, worse, spent = b, math.inf, 0, 0
         token = TUNING.set(True)
         try:
             call(0, 1)  # warm-up
             for c in candidates:
-                sync()
-                t0 = time.perf_counter()
-                call(0, c)
-                sync()
-                t = (time.perf_counter() - t0) / c
+                if spent + 2 * c > max(b, 4):  # tuning costs at most about one batch
+                    break
+                spent += 2 * c
+                t = math.inf
+                for _ in range(2):  # the faster of two calls: robust to a busy machine
+                    sync()
+                    t0 = time.perf_counter()
+                    call(0, c)
+                    sync()
+                    t = min(t, (time.perf_counter() - t0) / c)
                 if t < best_t:
-                    best, best_t = c, t
+                    best, best_t, worse = c, t, 0
+                else:
+                    worse += 1
+                    if worse == 2:  # per-example cost rose twice in a row: larger calls will not win
+                        break
         finally:
             TUNING.reset(token)
         return best

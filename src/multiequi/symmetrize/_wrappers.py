@@ -63,7 +63,8 @@ _common_params = """
         the copies per example (at least one example). ``None``: one call for the whole batch.
         ``"auto"`` (default): in inference (``torch.no_grad`` and ``model.eval()``) the rows per
         call are measured once per input shape and the fastest is kept (on CPUs, per-image cost
-        of convolutional nets grows with rows per call); during training one call is made.
+        of convolutional nets grows with rows per call); the measurement costs at most about
+        one batch of extra work on the first call. During training one call is made.
     sorted_sum : bool
         Sum the copies in sorted order so the result is bitwise identical across an orbit
         (default ``True``; ``False`` saves a sort on very large outputs).
