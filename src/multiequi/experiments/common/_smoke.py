@@ -44,6 +44,10 @@ def main() -> None:
     Path(args.out, f"rank{acc.process_index}.json").write_text(
         json.dumps({"processes": acc.num_processes, "steps": result.steps, "checksum": checksum})
     )
+    # Tear the process group down before exit: a gloo group left alive can abort the process at
+    # interpreter shutdown ("terminate called without an active exception").
+    acc.wait_for_everyone()
+    acc.end_training()
 
 
 if __name__ == "__main__":
