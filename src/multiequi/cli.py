@@ -44,6 +44,7 @@ COMMANDS: list[tuple[str, str, str]] = [
         "SCAN / SCAN-II compositional generalisation: generate data, pretrain, fine-tune through equitune (8 copies) "
         "and multi-equitune (6), report",
     ),
+    ("bench", "multiequi.bench.cli", "cost benchmarks: copies, time, memory and error of Σ|G_i| vs Π|G_i| vs ttach"),
 ]
 
 DESCRIPTION = (
