@@ -27,6 +27,7 @@ from ._methods import TTALoop as TTALoop
 from ._methods import build_methods as build_methods
 from ._report import evaluate_targets as evaluate_targets
 from ._report import format_report as format_report
+from ._report import make_plots as make_plots
 from ._report import write_outputs as write_outputs
 from ._runner import RECORD_FIELDS as RECORD_FIELDS
 from ._runner import BenchConfig as BenchConfig
@@ -63,6 +64,7 @@ __all__ = [
     "gpt2_model",
     "image_workload",
     "load_average",
+    "make_plots",
     "run_bench",
     "summarize_times",
     "token_workload",
