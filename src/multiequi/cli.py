@@ -7,22 +7,12 @@ import importlib
 import sys
 from collections.abc import Sequence
 
+from ._argtypes import int_arg
+
 __all__ = ["build_parser", "main"]
 
 
-def _chunk(value: str) -> int | str | None:
-    if value == "auto":
-        return "auto"
-    if value == "none":
-        return None
-    try:
-        n = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, 'auto' or 'none', got {value!r}") from None
-    if n < 1:
-        raise argparse.ArgumentTypeError(f"chunk size must be >= 1, got {n}")
-    return n
-
+_chunk = int_arg(1, {"auto": "auto", "none": None})
 
 #: Subcommands: (name, module, one-line help). Each module defines ``DESCRIPTION``,
 #: ``add_arguments(parser)`` and ``run(args) -> int``; it is imported only to build the parser,

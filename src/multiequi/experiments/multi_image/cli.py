@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ..._argtypes import int_arg
 from .presets import PRESETS, describe_presets
 
 if TYPE_CHECKING:
@@ -37,27 +38,9 @@ DESCRIPTION = (
 )
 
 
-def _positive(value: str) -> int:
-    try:
-        n = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value!r}") from None
-    if n < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {n}")
-    return n
+_positive = int_arg(1)
 
-
-def _count(value: str) -> int:
-    """A tuple count: a positive integer, or 0 / 'all' for one partition of the whole split."""
-    if value == "all":
-        return 0
-    try:
-        n = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer or 'all', got {value!r}") from None
-    if n < 0:
-        raise argparse.ArgumentTypeError(f"expected a positive integer or 'all', got {n}")
-    return n
+_count = int_arg(0, {"all": 0})  # a tuple count; 0 / "all": one partition of the whole split
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

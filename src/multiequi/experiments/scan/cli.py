@@ -8,6 +8,8 @@ from __future__ import annotations
 import argparse
 import time
 
+from ..._argtypes import int_arg
+
 __all__ = ["DESCRIPTION", "add_arguments", "run"]
 
 DESCRIPTION = """\
@@ -40,16 +42,7 @@ subcommands:
 """
 
 
-def _positive_int_or_all(value: str) -> int | None:
-    if value == "all":
-        return None
-    try:
-        n = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer or 'all', got {value!r}") from None
-    if n < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer or 'all', got {n}")
-    return n
+_positive_int_or_all = int_arg(1, {"all": None})
 
 
 def _csv(kind: type) -> object:
