@@ -12,6 +12,7 @@ group acts on a stack of tensors in one tensor operation (:meth:`Group.transform
 """
 
 from ._actions import Action as Action
+from ._actions import AxisPermutation as AxisPermutation
 from ._actions import InputAction as InputAction
 from ._actions import InvariantAction as InvariantAction
 from ._actions import MatrixAction as MatrixAction
@@ -30,6 +31,7 @@ from ._tokens import TokenCycles as TokenCycles
 
 __all__ = [
     "Action",
+    "AxisPermutation",
     "Flip",
     "Group",
     "InputAction",

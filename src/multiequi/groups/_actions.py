@@ -13,14 +13,16 @@ argument of every symmetrizer is one of
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor
 
-from ._base import Group, as_elements
+from ._base import Group, as_elements, on_device
 
 __all__ = [
     "Action",
+    "AxisPermutation",
     "InputAction",
     "InvariantAction",
     "MatrixAction",
@@ -29,6 +31,25 @@ __all__ = [
     "VocabAction",
     "resolve_action",
 ]
+
+
+@dataclass(frozen=True)
+class AxisPermutation:
+    """An action that permutes the entries of one axis, restricted to the entries it moves.
+
+    ``(g·y)[..., moved[q]] = y[..., moved[src[g, q]]]`` along axis ``dim`` (negative), and every
+    entry outside ``moved`` is fixed by every element. For a word swap on a 50,257-word
+    vocabulary ``moved`` holds the few swapped words, so symmetrizers touch only those columns.
+    """
+
+    dim: int
+    size: int
+    moved: Tensor  # (m,) sorted indices along ``dim``
+    src: Tensor  # (|G|, m) positions into ``moved``
+
+    def to(self, device: torch.device | str) -> AxisPermutation:
+        """The same permutation with its index tensors on ``device`` (cached by the caller)."""
+        return AxisPermutation(self.dim, self.size, self.moved.to(device), self.src.to(device))
 
 
 class Action:
@@ -48,6 +69,25 @@ class Action:
 
     def transform(self, y: Tensor, elements: Tensor) -> Tensor:
         raise NotImplementedError
+
+    def permuted_axis(self) -> tuple[int, int] | None:
+        """``(dim, size)`` when every element permutes the entries of one axis (``dim``
+        negative, ``size`` entries), else ``None``. Subclasses that permute one axis say so."""
+        return None
+
+    def axis_permutation(self, device: torch.device | str = "cpu") -> AxisPermutation | None:
+        """The permutation of :meth:`permuted_axis`, restricted to the entries some element
+        moves (computed once by applying the action to an index probe, then cached)."""
+        axis = self.permuted_axis()
+        if axis is None:
+            return None
+        cache: dict = self.__dict__.setdefault("_axis_permutations", {})
+        key = str(device)
+        if key not in cache:
+            base = cache.get("cpu") or _probe_permutation(self, *axis)
+            cache["cpu"] = base
+            cache[key] = base if key == "cpu" else base.to(device)
+        return cache[key]
 
     def act(self, y: Tensor, g: int) -> Tensor:
         """Apply element ``g`` to a single tensor ``y``."""
@@ -91,6 +131,10 @@ class VocabAction(Action):
     def transform(self, y: Tensor, elements: Tensor) -> Tensor:
         return self.group.transform_vocab(y, elements)
 
+    def permuted_axis(self) -> tuple[int, int] | None:
+        size = getattr(self.group, "out_vocab_size", None)
+        return None if size is None else (-1, int(size))
+
 
 class RestrictedAction(Action):
     """An action restricted to a subgroup through an embedding of its elements."""
@@ -103,7 +147,10 @@ class RestrictedAction(Action):
 
     def transform(self, y: Tensor, elements: Tensor) -> Tensor:
         e = as_elements(elements, len(self.group), y.device)
-        return self.parent.transform(y, self.embedding.to(y.device)[e])
+        return self.parent.transform(y, on_device(self, "embedding", self.embedding, y.device)[e])
+
+    def permuted_axis(self) -> tuple[int, int] | None:
+        return self.parent.permuted_axis()
 
 
 class PermutationAction(Action):
@@ -145,6 +192,9 @@ class PermutationAction(Action):
         self.dim = int(dim)
         self.size = size
 
+    def permuted_axis(self) -> tuple[int, int] | None:
+        return (self.dim, self.size)
+
     def transform(self, y: Tensor, elements: Tensor) -> Tensor:
         e = as_elements(elements, len(self.group), y.device)
         if y.shape[0] != e.numel() or y.shape[self.dim] != self.size:
@@ -152,7 +202,7 @@ class PermutationAction(Action):
                 f"expected a stack of {e.numel()} tensors of size {self.size} at dim {self.dim}, got {tuple(y.shape)}"
             )
         yt = y.movedim(self.dim, -1)
-        idx = self.src.to(y.device)[e]
+        idx = on_device(self, "src", self.src, y.device)[e]
         flat = yt.reshape(yt.shape[0], -1, self.size)
         out = torch.gather(flat, 2, idx[:, None, :].expand(flat.shape[0], flat.shape[1], self.size))
         return out.reshape(yt.shape).movedim(-1, self.dim)
@@ -180,6 +230,31 @@ class MatrixAction(Action):
         mats = self.matrices.to(device=y.device, dtype=y.dtype)[e]
         flat = y.reshape(y.shape[0], -1, d)
         return torch.einsum("mij,mbj->mbi", mats, flat).reshape(y.shape)
+
+
+def _probe_permutation(action: Action, dim: int, size: int, chunk: int = 32) -> AxisPermutation:
+    """Apply ``action`` to the index probe ``0 .. size-1`` laid along ``dim``, ``chunk`` elements
+    at a time (a 216-element product on a 50,257-word vocabulary stays small)."""
+    n = len(action.group)
+    shape = (1, size) + (1,) * (-dim - 1)
+    probe = torch.arange(size).reshape(shape)
+    ar = torch.arange(size)
+
+    def rows(lo: int, hi: int) -> Tensor:
+        e = torch.arange(lo, hi)
+        out = action.transform(probe.unsqueeze(0).expand(hi - lo, *shape), e)
+        return out.reshape(hi - lo, size)
+
+    moved_mask = torch.zeros(size, dtype=torch.bool)
+    for lo in range(0, n, chunk):
+        moved_mask |= (rows(lo, min(n, lo + chunk)) != ar).any(0)
+    moved = moved_mask.nonzero().flatten()
+    pos = torch.full((size,), -1, dtype=torch.long)
+    pos[moved] = torch.arange(moved.numel())
+    src = torch.cat([pos[rows(lo, min(n, lo + chunk))[:, moved]] for lo in range(0, n, chunk)])
+    if moved.numel() and int(src.min()) < 0:
+        raise ValueError(f"{action!r} is not a permutation of axis {dim}")
+    return AxisPermutation(dim, size, moved, src)
 
 
 def resolve_action(group: Group, output: str | Action) -> Action:

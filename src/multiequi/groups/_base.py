@@ -15,7 +15,7 @@ from collections.abc import Iterator, Sequence
 import torch
 from torch import Tensor
 
-__all__ = ["Group", "as_elements", "trusted"]
+__all__ = ["Group", "as_elements", "on_device", "trusted"]
 
 _TRUSTED: contextvars.ContextVar[bool] = contextvars.ContextVar("multiequi_trusted", default=False)
 
@@ -40,12 +40,28 @@ def checks_enabled() -> bool:
     return not _TRUSTED.get()
 
 
+def on_device(owner: object, name: str, t: Tensor, device: torch.device | str) -> Tensor:
+    """``t`` on ``device``, copied once per device and cached on ``owner`` (group tables, index
+    maps): a host-to-device copy per call would cost a transfer and often a synchronization."""
+    if t.device == torch.device(device):
+        return t
+    cache: dict = owner.__dict__.setdefault("_device_tensors", {})
+    key = (name, str(device))
+    out = cache.get(key)
+    if out is None:
+        out = cache[key] = t.to(device)
+    return out
+
+
 def as_elements(elements: Tensor | Sequence[int] | int, order: int, device: torch.device) -> Tensor:
-    """Return ``elements`` as a 1-D int64 tensor on ``device``, checked against ``order``."""
+    """Return ``elements`` as a 1-D int64 tensor on ``device``, checked against ``order``
+    (outside :func:`trusted`)."""
     if isinstance(elements, int):
         elements = [elements]
     e = torch.as_tensor(elements, dtype=torch.long, device=device).reshape(-1)
-    if e.numel() and (int(e.min()) < 0 or int(e.max()) >= order):
+    # the range check reads two values back from the device (a synchronization on a GPU); the
+    # symmetrizers build their element tensors themselves and skip it inside ``trusted()``
+    if e.numel() and checks_enabled() and (int(e.min()) < 0 or int(e.max()) >= order):
         raise ValueError(f"group element indices must lie in [0, {order}); got {e.tolist()}")
     return e
 
@@ -170,7 +186,7 @@ class Group:
 
     def inverse_elements(self, device: torch.device | None = None) -> Tensor:
         """``inverses`` as a tensor on ``device``."""
-        return self._inverses.to(device) if device is not None else self._inverses.clone()
+        return on_device(self, "inverses", self._inverses, device) if device is not None else self._inverses.clone()
 
     # ------------------------------------------------------------------ output spaces
     def transform_vocab(self, y: Tensor, elements: Tensor) -> Tensor:
@@ -235,8 +251,13 @@ _TEMPLATES: dict[tuple, Tensor] = {}
 
 def _template(shape: tuple[int, ...], dtype: torch.dtype, device: torch.device) -> Tensor:
     """A fixed random template for canonicalisation (seeded, the same in every process)."""
-    key = shape
-    if key not in _TEMPLATES:
-        gen = torch.Generator().manual_seed(20231016)
-        _TEMPLATES[key] = torch.randn(shape, generator=gen, dtype=torch.float64)
-    return _TEMPLATES[key].to(device=device, dtype=dtype)
+    key = (shape, dtype, str(device))
+    t = _TEMPLATES.get(key)
+    if t is None:  # one host-to-device copy per shape, dtype and device, not one per call
+        base = _TEMPLATES.get((shape, torch.float64, "cpu"))
+        if base is None:
+            gen = torch.Generator().manual_seed(20231016)
+            base = torch.randn(shape, generator=gen, dtype=torch.float64)
+            _TEMPLATES[(shape, torch.float64, "cpu")] = base
+        t = _TEMPLATES[key] = base.to(device=device, dtype=dtype)
+    return t

@@ -162,6 +162,13 @@ class Product(Group):
     def has_vocab_action(self) -> bool:
         return all(f.has_vocab_action for f in self.factors)
 
+    @property
+    def out_vocab_size(self) -> int | None:
+        """The size of the output vocabulary the factors permute (``None`` if they have none or
+        disagree)."""
+        sizes = {getattr(f, "out_vocab_size", None) for f in self.factors}
+        return sizes.pop() if len(sizes) == 1 else None
+
     def transform_vocab(self, y: Tensor, elements: Tensor) -> Tensor:
         if not self.has_vocab_action:
             return super().transform_vocab(y, elements)

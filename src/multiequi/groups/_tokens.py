@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
-from ._base import Group, as_elements, checks_enabled
+from ._base import Group, as_elements, checks_enabled, on_device
 from ._images import cyclic_table
 
 __all__ = ["TokenCycles"]
@@ -94,9 +94,6 @@ class TokenCycles(Group):
             rep[torch.tensor(c)] = c[0]
         self._representative = rep
 
-    def _on(self, t: Tensor, device: torch.device) -> Tensor:
-        return t if t.device == device else t.to(device)
-
     def validate(self, x: Tensor) -> None:
         """Check that ``x`` holds integer token ids inside the vocabulary."""
         if x.dtype.is_floating_point or x.dtype.is_complex or x.dtype == torch.bool:
@@ -115,7 +112,7 @@ class TokenCycles(Group):
         self._check_ids(x)
         if x.dim() == 0 or x.shape[0] != e.numel():
             raise ValueError(f"expected a stack with {e.numel()} rows, got shape {tuple(x.shape)}")
-        table = self._on(self._perms, x.device)[e]  # (m, V)
+        table = on_device(self, "perms", self._perms, x.device)[e]  # (m, V)
         out = torch.gather(table, 1, x.reshape(x.shape[0], -1).long())
         return out.reshape(x.shape).to(x.dtype)
 
@@ -130,7 +127,7 @@ class TokenCycles(Group):
                 f"{self!r} permutes an output vocabulary axis of size {self.out_vocab_size}; expected a "
                 f"stack of shape ({e.numel()}, ..., {self.out_vocab_size}), got {tuple(y.shape)}"
             )
-        idx = self._on(self._out_src, y.device)[e]  # (m, V_out)
+        idx = on_device(self, "out_src", self._out_src, y.device)[e]  # (m, V_out)
         flat = y.reshape(y.shape[0], -1, self.out_vocab_size)
         out = torch.gather(flat, 2, idx[:, None, :].expand(flat.shape[0], flat.shape[1], self.out_vocab_size))
         return out.reshape(y.shape)
@@ -142,7 +139,7 @@ class TokenCycles(Group):
     def canonicalize(self, x: Tensor, symmetric_under: Group | None = None) -> Tensor:
         """Orbit collapse: every id of a cycle becomes the cycle's first id."""
         self._check_ids(x)
-        return self._on(self._representative, x.device)[x.long()].to(x.dtype)
+        return on_device(self, "representative", self._representative, x.device)[x.long()].to(x.dtype)
 
     def probe(self) -> Tensor:
         return torch.tensor(sorted(t for c in self.cycles for t in c), dtype=torch.long)

@@ -12,6 +12,7 @@ from ._engine import Output as Output
 from ._engine import Symmetrizer as Symmetrizer
 from ._engine import apply_symmetrizer as apply_symmetrizer
 from ._engine import model_output_tensor as model_output_tensor
+from ._engine import sequential_sum as sequential_sum
 from ._engine import sorted_mean as sorted_mean
 from ._engine import symmetrize_output as symmetrize_output
 from ._wrappers import Equitune as Equitune
@@ -38,6 +39,7 @@ __all__ = [
     "entropy_loss",
     "max_prob_loss",
     "model_output_tensor",
+    "sequential_sum",
     "sorted_mean",
     "symmetrize_output",
 ]

@@ -9,7 +9,7 @@ import torch
 from torch import Tensor, nn
 
 from ..groups import Group
-from ._engine import Aggregate, ChunkSize, Output, Symmetrizer, _Branch, sorted_mean
+from ._engine import Aggregate, ChunkSize, Output, Symmetrizer, _Branch, sequential_sum, sorted_mean
 
 __all__ = [
     "Equitune",
@@ -184,7 +184,7 @@ class _LambdaMixin:
                 )
             return t
 
-        scores = self._run(self.weight_net, inputs, (), {}, one_score)  # type: ignore[attr-defined]
+        scores = self._call(self.weight_net, inputs, (0, b, b), (), {}, one_score)  # type: ignore[attr-defined]
         if self.weights == "softmax":
             w = torch.softmax(scores, dim=0)
         else:
@@ -308,7 +308,7 @@ class _EquizeroMixin:
         mask = tied.reshape(n, b, *([1] * (aligned.dim() - 2)))
         picked = torch.where(mask, aligned, torch.zeros((), dtype=aligned.dtype, device=aligned.device))
         count = tied.sum(0).reshape(b, *([1] * (aligned.dim() - 2))).to(aligned.dtype)
-        selected = torch.sort(picked, dim=0).values.sum(0) / count
+        selected = sequential_sum(torch.sort(picked, dim=0).values) / count
         if not self.straight_through:
             return selected
         mean = sorted_mean(aligned)

@@ -1,0 +1,175 @@
+"""The reduction over copies: sparse output permutations, key-ordered copies, bitwise exactness,
+and copies built chunk by chunk."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import Tensor
+
+from conftest import SmallCNN, TokenNet
+from multiequi import Equitune, Equizero, MultiEquitune
+from multiequi.groups import (
+    Action,
+    Flip,
+    Group,
+    PermutationAction,
+    Product,
+    Rot90,
+    TokenCycles,
+    resolve_action,
+)
+from multiequi.groups._base import as_elements, trusted
+from multiequi.symmetrize import sequential_sum, symmetrize_output
+from multiequi.testing import equivariance_error
+
+V = 40
+
+
+def _factors() -> list[TokenCycles]:
+    return [TokenCycles([[3, 4]], V), TokenCycles([[5, 6, 7]], V), TokenCycles([[8, 9], [10, 11]], V)]
+
+
+def _ids(b: int = 6, t: int = 9) -> Tensor:
+    """Sequences with all swapped words, with none (every copy is the same input), and with
+    only one factor's words (copies tied in groups)."""
+    ids = torch.randint(12, V, (b, t))
+    ids[0, :4] = torch.tensor([3, 5, 8, 11])
+    ids[1, 2:5] = torch.tensor([4, 7, 10])
+    ids[3, 1] = 6  # row 2 has no swapped word; row 3 only the C3 factor's
+    return ids
+
+
+class _DenseVocab(Action):
+    """The vocabulary action without the sparse fast path (the reference)."""
+
+    def transform(self, y: Tensor, elements: Tensor) -> Tensor:
+        return self.group.transform_vocab(y, elements)
+
+
+def test_axis_permutation_restricts_the_action_to_the_entries_it_moves() -> None:
+    g = Product(*_factors())
+    action = resolve_action(g, "vocab")
+    perm = action.axis_permutation()
+    assert perm is not None and perm.dim == -1 and perm.size == V
+    assert perm.moved.tolist() == list(range(3, 12))
+    y = torch.randn(len(g), 2, V, dtype=torch.float64)
+    full = action.transform(y, torch.arange(len(g)))
+    fixed = torch.ones(V, dtype=torch.bool)
+    fixed[perm.moved] = False
+    assert torch.equal(full[..., fixed], y[..., fixed])
+    sub = y[..., perm.moved]
+    assert torch.equal(full[..., perm.moved], torch.gather(sub, -1, perm.src[:, None, :].expand(sub.shape)))
+    # a factor's restricted action moves only that factor's words
+    multi = MultiEquitune(TokenNet(V), _factors(), output="vocab")
+    assert [b.action.axis_permutation().moved.tolist() for b in multi.branches] == [[3, 4], [5, 6, 7], [8, 9, 10, 11]]
+    # a user permutation of another axis
+    pa = PermutationAction(Flip(), [[0, 1, 2], [2, 1, 0]], dim=-2)
+    p = pa.axis_permutation()
+    assert (p.dim, p.moved.tolist(), p.src.tolist()) == (-2, [0, 2], [[0, 1], [1, 0]])
+    # images move every position: no axis permutation, the dense path is used
+    assert resolve_action(Rot90(), "same").axis_permutation() is None
+
+
+def test_sequential_sum_adds_every_entry_in_the_same_order() -> None:
+    col = torch.randn(6).sort().values
+    y = col[:, None].expand(6, 80).contiguous()  # every column holds the same six values
+    s = sequential_sum(y)
+    assert torch.equal(s, s[0].expand(80))
+    expected = col[0].clone()
+    for v in col[1:]:
+        expected = expected + v
+    assert torch.equal(s[0], expected)
+
+
+def test_symmetrize_output_changes_only_the_moved_entries() -> None:
+    g = Product(*_factors())
+    y = torch.randn(3, 5, V, dtype=torch.float64)
+    s = symmetrize_output(y, g, "vocab")
+    assert torch.equal(s[..., 12:], y[..., 12:]) and torch.equal(s[..., :3], y[..., :3])
+    reference = symmetrize_output(y, g, _DenseVocab(g))
+    assert torch.allclose(s, reference, atol=1e-14, rtol=0)
+    action = resolve_action(g, "vocab")
+    for e in range(len(g)):  # bitwise fixed by every element
+        assert torch.equal(action.act(s, e), s)
+
+
+@pytest.mark.parametrize("chunk", [None, 9, 1])
+@pytest.mark.parametrize("name", ["equitune", "multi_equitune", "equizero"])
+def test_vocabulary_outputs_are_bitwise_equivariant(name: str, chunk: int | None) -> None:
+    """float32, every element of a 12-element product, inputs fixed by some or all elements."""
+    model = TokenNet(V)
+    factors = _factors()
+    product = Product(*factors)
+    wrapped = {
+        "equitune": lambda: Equitune(model, product, output="vocab", chunk_size=chunk),
+        "multi_equitune": lambda: MultiEquitune(model, factors, output="vocab", chunk_size=chunk),
+        "equizero": lambda: Equizero(model, product, output="vocab", chunk_size=chunk),
+    }[name]()
+    assert equivariance_error(wrapped, product, _ids(), "vocab") == 0.0
+    assert equivariance_error(model, product, _ids(), "vocab") > 1e-3
+
+
+@pytest.mark.parametrize("wrapper", ["equitune", "multi_equitune"])
+def test_sparse_reduction_equals_the_dense_reference(wrapper: str) -> None:
+    model = TokenNet(V).double()
+    factors = _factors()
+    ids = _ids()
+    g = Product(*factors)
+    cls, groups = (Equitune, g) if wrapper == "equitune" else (MultiEquitune, factors)
+    fast, dense = cls(model, groups, output="vocab"), cls(model, groups, output=_DenseVocab(g))
+    assert fast.branches[0].keyed and not dense.branches[0].keyed
+    unsorted = cls(model, groups, output="vocab", sorted_sum=False)
+    with torch.no_grad():
+        y_fast, y_dense, y_unsorted = fast(ids), dense(ids), unsorted(ids)
+    assert torch.allclose(y_fast, y_dense, atol=1e-13, rtol=0)
+    assert torch.allclose(y_unsorted, y_dense, atol=1e-13, rtol=0)
+    # and equal to the definition: 1/|G| Σ_g g⁻¹·M(g·x), one element at a time
+    if wrapper == "equitune":
+        action = resolve_action(g, "vocab")
+        with torch.no_grad():
+            ref = sum(action.act(model(g.act(ids, e)), g.inverse(e)) for e in range(len(g))) / len(g)
+        assert torch.allclose(y_fast, ref, atol=1e-13, rtol=0)
+
+
+def test_gradients_flow_through_the_sparse_reduction() -> None:
+    model = TokenNet(V).double()
+    wrapped = MultiEquitune(model, _factors(), output="vocab")
+    wrapped(_ids()).square().sum().backward()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in model.parameters())
+
+
+@pytest.mark.parametrize("wrapper", ["equitune", "multi_equitune"])
+def test_copies_are_built_chunk_by_chunk(wrapper: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Orbits and canonical forms are made per chunk of examples, never for the whole batch."""
+    seen: list[int] = []
+    original = Group.orbit
+
+    def spy(self: Group, x: Tensor) -> Tensor:
+        if x.dim() == 4:  # a batch of images (templates are single images)
+            seen.append(x.shape[0])
+        return original(self, x)
+
+    monkeypatch.setattr(Group, "orbit", spy)
+    model = SmallCNN().double().eval()
+    groups = [Rot90(), Flip()]
+    wrapped = (
+        Equitune(model, Product(*groups), chunk_size=8)
+        if wrapper == "equitune"
+        else MultiEquitune(model, groups, chunk_size=6)
+    )
+    x = torch.randn(5, 3, 8, 8, dtype=torch.float64)
+    with torch.no_grad():
+        y = wrapped(x)
+    assert seen and max(seen) == 1  # one example per call
+    monkeypatch.undo()
+    with torch.no_grad():
+        whole = type(wrapped)(model, wrapped.factors if wrapper != "equitune" else wrapped.group, chunk_size=None)(x)
+    assert torch.allclose(y, whole, atol=1e-12)
+
+
+def test_element_range_checks_are_skipped_only_inside_trusted() -> None:
+    with pytest.raises(ValueError, match=r"\[0, 3\)"):
+        as_elements([5], 3, torch.device("cpu"))
+    with trusted():
+        assert as_elements([2], 3, torch.device("cpu")).tolist() == [2]
