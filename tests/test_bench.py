@@ -162,6 +162,28 @@ def test_rows_profile_and_targets(result) -> None:
         assert t["met"] in (True, False, None) and t["detail"]
 
 
+@pytest.mark.parametrize(("multi_ms", "met"), [(700.0, True), (400.0, True), (830.0, False)])
+def test_sum_over_product_target_is_one_sided(multi_ms: float, met: bool) -> None:
+    """Σ/Π = 7/12 at N = 3: up to 15% slower than the count predicts is met, any faster is met."""
+    from multiequi.bench._report import evaluate_targets
+
+    def rec(method: str, kind: str, ms: float) -> dict:
+        return {
+            "workload": "tokens", "n_factors": 3, "batch": 1, "method": method, "kind": kind,
+            "chunk_size": "none", "status": "ok", "time_ms_median": ms, "sum_order": 7, "product_order": 12,
+        }  # fmt: skip
+
+    records = [
+        rec("equitune-product", "equitune", 1200.0),
+        rec("multiequitune", "multiequitune", multi_ms),
+        rec("plain x7", "reference", 400.0),
+        rec("plain x12", "reference", 700.0),
+    ]
+    (t,) = [t for t in evaluate_targets(records) if t["target"] == "multi / product time vs sum / product"]
+    assert t["met"] is met and abs(t["measured"] - multi_ms / 1200.0) < 1e-12
+    assert "plain model on 7B / 12B rows: 0.571" in t["detail"]
+
+
 def test_outputs_table_json_and_plots(result, tmp_path: Path) -> None:
     paths = write_outputs(result.records, result.meta, result.targets, tmp_path)
     records = json.loads(paths["records"].read_text())

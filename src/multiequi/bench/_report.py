@@ -98,17 +98,26 @@ def evaluate_targets(records: Sequence[Rec]) -> list[dict[str, Any]]:
         ratio = r["time_ms_median"] / eq["time_ms_median"]
         rel = ratio / ideal - 1
         applies = r["workload"] == "tokens" and r["n_factors"] >= 3
+        # the plain model's own cost on Σ and Π rows: below Σ/Π when large calls cost more per row
+        p_sum = idx.get((r["workload"], r["n_factors"], r["batch"], f"plain x{r['sum_order']}"))
+        p_prod = idx.get((r["workload"], r["n_factors"], r["batch"], f"plain x{r['product_order']}"))
+        rows = (
+            f"; the plain model on {r['sum_order']}B / {r['product_order']}B rows: "
+            f"{p_sum['time_ms_median'] / p_prod['time_ms_median']:.3f}"
+            if p_sum and p_prod
+            else ""
+        )
         out.append(
             _target(
                 "multi / product time vs sum / product",
                 _cell(r),
-                f"within {RATIO_TOLERANCE:.0%} of {r['sum_order']}/{r['product_order']} = {ideal:.3f}"
-                if applies
-                else "-",
+                # one-sided: cheaper than the copy count predicts is not a miss (the product's
+                # larger calls can cost more per row); the goal is that overheads do not eat the saving
+                f"<= {r['sum_order']}/{r['product_order']} = {ideal:.3f} + {RATIO_TOLERANCE:.0%}" if applies else "-",
                 ratio,
-                abs(rel) <= RATIO_TOLERANCE if applies else None,
+                rel <= RATIO_TOLERANCE if applies else None,
                 f"multiequitune {r['time_ms_median']:.1f} ms / equitune-product {eq['time_ms_median']:.1f} ms "
-                f"= {ratio:.3f} ({rel:+.0%} from {ideal:.3f})",
+                f"= {ratio:.3f} ({rel:+.0%} from {ideal:.3f}){rows}",
             )
         )
     # 3. against the real ttach D4 loop on the image workload
