@@ -173,3 +173,14 @@ def test_element_range_checks_are_skipped_only_inside_trusted() -> None:
         as_elements([5], 3, torch.device("cpu"))
     with trusted():
         assert as_elements([2], 3, torch.device("cpu")).tolist() == [2]
+
+
+def test_an_output_of_the_wrong_vocabulary_size_is_refused() -> None:
+    for bad in (V - 1, V + 5):  # smaller, and larger (which indexing alone would not notice)
+        model = TokenNet(V, out_vocab=bad)
+        for wrapped in (
+            Equitune(model, Product(*_factors()), output="vocab"),
+            MultiEquitune(model, _factors(), output="vocab"),
+        ):
+            with pytest.raises(ValueError, match=rf"permutes {V} entries along dim -1.*\(6, 9, {bad}\)"):
+                wrapped(_ids())

@@ -152,6 +152,12 @@ class _Branch:
         # entries no element moves: the plain mean (in key order: bitwise equivariant);
         # the few moved entries: aligned with g⁻¹ and summed in sorted order
         perm = self._perm(y.device)
+        if y.dim() < 2 - perm.dim or y.shape[perm.dim] != perm.size:
+            raise ValueError(
+                f"{getattr(self.action, 'parent', self.action)!r} permutes {perm.size} "
+                f"entries along dim {perm.dim} of the model's output; the model returned shape "
+                f"{tuple(y.shape[1:])} for a batch of {y.shape[1]}"
+            )
         out = y.mean(0)
         sub = y.index_select(perm.dim, perm.moved).movedim(perm.dim, -1)  # (n, B, ..., m)
         inv = self.group.inverse_elements(y.device)
