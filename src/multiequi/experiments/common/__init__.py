@@ -7,8 +7,16 @@ instead of writing their own.
 - :mod:`.plots`: grouped bar charts and line plots as PNG (matplotlib, headless).
 - :mod:`.training`: :func:`train` with checkpoints in safetensors, resume, model selection on a
   validation score, gradient clipping, progress bar; runs unchanged under ``accelerate launch``.
+- :mod:`.distributed`: :func:`is_main_process`, :func:`join_process_group`,
+  :func:`wait_for_everyone`, :func:`wait_for_main`, :func:`leave_process_group`: under
+  ``accelerate launch`` only the main process writes results, the others wait for them.
 """
 
+from .distributed import is_main_process as is_main_process
+from .distributed import join_process_group as join_process_group
+from .distributed import leave_process_group as leave_process_group
+from .distributed import wait_for_everyone as wait_for_everyone
+from .distributed import wait_for_main as wait_for_main
 from .progress import progress as progress
 from .records import append_jsonl as append_jsonl
 from .records import atomic_write_json as atomic_write_json
@@ -23,10 +31,15 @@ __all__ = [
     "append_jsonl",
     "atomic_write_json",
     "atomic_write_text",
+    "is_main_process",
+    "join_process_group",
+    "leave_process_group",
     "machine_info",
     "markdown_table",
     "progress",
     "read_jsonl",
     "summarize",
+    "wait_for_everyone",
+    "wait_for_main",
     "write_tables",
 ]

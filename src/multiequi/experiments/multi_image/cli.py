@@ -172,6 +172,7 @@ def run(args: argparse.Namespace) -> int:
     """Run ``multiequi multi-image``."""
     import torch
 
+    from ..common import is_main_process, leave_process_group
     from .experiment import ExperimentConfig, run_grid
     from .report import compile_report
 
@@ -205,11 +206,15 @@ def run(args: argparse.Namespace) -> int:
                     setattr(cfg, name, None if v == 0 else v)
             cfg.validate()
             data = _load(args)
-            print(_describe(data, cfg, out))
+            if is_main_process():
+                print(_describe(data, cfg, out))
             run_grid(data, cfg, out, rerun=args.rerun)
         except (ValueError, FileNotFoundError) as err:
             print(f"multiequi multi-image: {err}", file=sys.stderr)
             return 2
+        if not is_main_process():  # under `accelerate launch` the main process alone reports
+            leave_process_group()
+            return 0
     try:
         report = compile_report(out, args.json, args.figure_dir, args.figure_prefix)
     except (ValueError, FileNotFoundError) as err:
@@ -224,6 +229,7 @@ def run(args: argparse.Namespace) -> int:
     if "json" in paths:
         written.append(paths["json"])
     print("Wrote " + ", ".join(str(p) for p in written))
+    leave_process_group()
     return 0
 
 

@@ -6,6 +6,10 @@ accuracy is kept (the test split is never looked at during training), and the ke
 tested once per test transform setting on the same test tuples with the same fixed transforms.
 Each (run, test setting) gives one JSON record in ``<out>/runs.jsonl``; each run also writes
 ``<out>/runs/<run_id>.json`` with its loss and validation curves.
+
+Under ``accelerate launch --num_processes N`` every process trains and tests, but only the main
+one writes (records, per-run files, ``grid.json``, checkpoint clean-up); the others wait for it
+(:mod:`multiequi.experiments.common.distributed`).
 """
 
 from __future__ import annotations
@@ -24,7 +28,17 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ...groups import Group
-from ..common import append_jsonl, atomic_write_json, machine_info, progress, read_jsonl
+from ..common import (
+    append_jsonl,
+    atomic_write_json,
+    is_main_process,
+    join_process_group,
+    machine_info,
+    progress,
+    read_jsonl,
+    wait_for_everyone,
+    wait_for_main,
+)
 from .data import (
     AUGMENTATIONS,
     ImageData,
@@ -379,7 +393,8 @@ def run_grid(data: ImageData, cfg: ExperimentConfig, out: str | Path, rerun: boo
 
     Runs already in ``<out>/runs.jsonl`` with the same settings are skipped (``rerun=True``
     retrains them); an interrupted run resumes from its checkpoint in ``<out>/checkpoints``.
-    Returns every record of the grid (old and new).
+    Returns every record of the grid (old and new). Under ``accelerate launch`` every process
+    trains and returns the records; only the main one writes.
 
     Examples
     --------
@@ -399,10 +414,12 @@ def run_grid(data: ImageData, cfg: ExperimentConfig, out: str | Path, rerun: boo
     [('none', 8, 1.0), ('rot', 8, 1.0)]
     """
     cfg.validate()
+    join_process_group()  # under `accelerate launch`: connect the processes before any file is read
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     records_path = out / "runs.jsonl"
     existing = read_jsonl(records_path)
+    wait_for_everyone()  # every process has read the records before the main one adds any
     _check_homogeneous(existing, data.name, cfg.symmetry, out)
     done = {r["run_id"] for r in existing}
     machine = machine_info()
@@ -413,19 +430,29 @@ def run_grid(data: ImageData, cfg: ExperimentConfig, out: str | Path, rerun: boo
     todo = [(p, i) for p, i in zip(plan, ids, strict=True) if rerun or i not in done]
     t0 = time.perf_counter()
     splits: dict[int, TupleSplits] = {}
-    bar = progress(total=len(todo), desc="multi-image runs", enabled=cfg.progress, unit="run")
+    bar = progress(total=len(todo), desc="multi-image runs", enabled=cfg.progress and is_main_process(), unit="run")
     for (k, seed, aug, label), run_id in todo:
         if k not in splits:
             splits[k] = build_splits(data, k, cfg)
         ckpt = out / "checkpoints" / run_id
-        if rerun and ckpt.exists():
-            shutil.rmtree(ckpt)
+        if rerun:  # every process waits here (no process may resume from the old checkpoint)
+            if is_main_process() and ckpt.exists():
+                shutil.rmtree(ckpt)
+            wait_for_main(lambda ckpt=ckpt: not ckpt.exists(), what=f"the removal of '{ckpt}'")
         records, details = train_and_test(data, splits[k], label, aug, seed, cfg, checkpoint_dir=ckpt)
         for r in records:
             r["machine"] = machine
-        append_jsonl(records_path, records)
-        atomic_write_json(out / "runs" / f"{run_id}.json", details)
-        shutil.rmtree(ckpt / "last", ignore_errors=True)  # resumption state; best/ stays
+        details_path = out / "runs" / f"{run_id}.json"
+        if is_main_process():
+            append_jsonl(records_path, records)
+            atomic_write_json(details_path, details)
+            shutil.rmtree(ckpt / "last", ignore_errors=True)  # resumption state; best/ stays
+        wait_for_main(
+            lambda run_id=run_id, details_path=details_path: (
+                details_path.is_file() and any(r["run_id"] == run_id for r in read_jsonl(records_path))
+            ),
+            what=f"the records of run {run_id} in '{out}'",
+        )
         bar.update()
         bar.set_postfix(last=f"{label} {records[0]['accuracy']:.3f}")
     bar.close()
@@ -440,6 +467,8 @@ def run_grid(data: ImageData, cfg: ExperimentConfig, out: str | Path, rerun: boo
         "wall_time_s": wall,
         "note": "wall time of the runs trained by this call; the CPU may have been shared",
     }
-    atomic_write_json(out / "grid.json", grid)
+    if is_main_process():
+        atomic_write_json(out / "grid.json", grid)
+    wait_for_main((out / "grid.json").is_file, what=f"'{out / 'grid.json'}'")
     wanted = set(ids)
     return [r for r in read_jsonl(records_path) if r["run_id"] in wanted and r["test_aug"] in cfg.test_augs]

@@ -267,8 +267,12 @@ def run(args: argparse.Namespace) -> int:
     wall = time.perf_counter() - t0
     from pathlib import Path
 
-    paths = write_report(Path(runs) / "records.jsonl", results, json_path=args.json)
-    print(paths["report"].read_text())
-    print(f"Pipeline wall time this invocation: {wall / 60:.1f} min")
-    print("Wrote", ", ".join(str(p) for p in paths.values()))
+    from ..common import is_main_process, leave_process_group
+
+    if is_main_process():  # under `accelerate launch` the main process alone reports
+        paths = write_report(Path(runs) / "records.jsonl", results, json_path=args.json)
+        print(paths["report"].read_text())
+        print(f"Pipeline wall time this invocation: {wall / 60:.1f} min")
+        print("Wrote", ", ".join(str(p) for p in paths.values()))
+    leave_process_group()
     return 0

@@ -15,6 +15,10 @@ Model selection (the checkpoint kept at the end of each training) uses the exact
 on a validation split carved from the *training* data, never a test split. Training goes through
 :func:`multiequi.experiments.common.training.train` (Accelerate, safetensors checkpoints,
 resume). Every stage is skipped when its output exists, so an interrupted run resumes.
+
+Under ``accelerate launch --num_processes N`` every process trains and evaluates, but only the
+main one writes the stage files and the records; the others wait for them
+(:mod:`multiequi.experiments.common.distributed`).
 """
 
 from __future__ import annotations
@@ -34,7 +38,16 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..common import append_jsonl, atomic_write_json, machine_info, read_jsonl
+from ..common import (
+    append_jsonl,
+    atomic_write_json,
+    is_main_process,
+    join_process_group,
+    machine_info,
+    read_jsonl,
+    wait_for_everyone,
+    wait_for_main,
+)
 from ..common.training import TrainConfig, load_weights, save_weights, train
 from .data import SPLITS, Example, Vocab, generate, read_examples
 from .model import Seq2Seq
@@ -369,15 +382,21 @@ def _stage(
     fit: Callable[[nn.Module], dict[str, Any]],
     inner: Callable[[Any], nn.Module],
 ) -> tuple[nn.Module, dict[str, Any]]:
-    """Build a model; load its final weights if this stage is done, else fit and save them."""
+    """Build a model; load its final weights if this stage is done, else fit and save them.
+
+    Every process fits (that is distributed training); the main one saves, and the others wait
+    until the files are there, so no process ever sees a half-done stage.
+    """
     weights, info_path = folder / "model.safetensors", folder / "train.json"
     model = build()
     if weights.is_file() and info_path.is_file():
         load_weights(inner(model), weights)
         return model.to(_default_device()), json.loads(info_path.read_text())
     info = fit(model)
-    save_weights(inner(model), weights)
-    atomic_write_json(info_path, info)
+    if is_main_process():
+        save_weights(inner(model), weights)
+        atomic_write_json(info_path, info)
+    wait_for_main(lambda: weights.is_file() and info_path.is_file(), what=f"the stage files in '{folder}'")
     return model, info
 
 
@@ -399,6 +418,9 @@ def run_cell(
     Outputs go to ``runs_dir``: ``records.jsonl`` (one record per method and test split) and
     ``<task>/<cell>/seed<k>/…`` (checkpoints). Stages whose outputs exist are skipped; records
     already present (same task, cell, seed, method, split and settings) are not recomputed.
+    Under ``accelerate launch`` every process trains and evaluates and returns the records, but
+    only the main one writes them (and the stage files); every process returns once they are
+    on disk.
 
     Parameters
     ----------
@@ -436,16 +458,22 @@ def run_cell(
     if len(task.factors) == 1:
         methods = [m for m in methods if not m.startswith("multi-")]  # one factor: multi-equitune = equitune
     data = data or load_task(task, settings, data_dir)
+    join_process_group()  # under `accelerate launch`: connect the processes before any file is read
     runs = Path(runs_dir)
     records_path = runs / "records.jsonl"
     pre_hash, ft_hash = _digest(settings.pretrain_part()), _digest(settings.finetune_part())
     settings_hash = _digest(asdict(settings))
     base = runs / task.name / cell / f"seed{seed}"
-    done = {
-        (r["method"], r["split"])
-        for r in read_jsonl(records_path)
-        if (r["task"], r["cell"], r["seed"], r["settings_hash"]) == (task.name, cell, seed, settings_hash)
-    }
+
+    def recorded() -> set[tuple[str, str]]:
+        return {
+            (r["method"], r["split"])
+            for r in read_jsonl(records_path)
+            if (r["task"], r["cell"], r["seed"], r["settings_hash"]) == (task.name, cell, seed, settings_hash)
+        }
+
+    done = recorded()
+    wait_for_everyone()  # every process has read the records before the main one adds any
     todo = [(m, s) for m in methods for s in task.tests if (m, s) not in done]
     if not todo:
         return []
@@ -517,7 +545,7 @@ def run_cell(
                 data.tests[split],
                 settings.eval_batch_size,
                 device=_device_of(model),
-                show=show_progress,
+                show=show_progress and is_main_process(),
                 desc=f"eval {method} {split}",
             )
             wall = time.perf_counter() - t0
@@ -550,8 +578,11 @@ def run_cell(
                 "machine": machine,
                 "time": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
             }
-            append_jsonl(records_path, record)
+            if is_main_process():
+                append_jsonl(records_path, record)
             new.append(record)
+    wanted = {(r["method"], r["split"]) for r in new}
+    wait_for_main(lambda: wanted <= recorded(), what=f"the records of {tag} in '{records_path}'")
     return new
 
 
