@@ -471,3 +471,32 @@ def test_set_layers_reject_bad_inputs():
         DeepSetsLayer(3, mlp((4,), (2,)))
     with pytest.raises(TypeError, match="group must be a Group"):
         DSSLayer(conv(1, 2), conv(1, 2), "rot90")
+
+
+def test_a_backbone_shared_by_two_groups_is_registered_once(tmp_path) -> None:
+    """One Siamese backbone for views with C4 and with C2: one name per tensor in the state dict
+    (safetensors round trip, channels-last included), and module-wide calls reach it."""
+    safetensors = pytest.importorskip("safetensors.torch")
+    backbone = nn.Sequential(nn.Conv2d(1, 3, 3, padding=1), nn.BatchNorm2d(3), nn.Flatten(), nn.Linear(3 * 25, 4))
+    net = MultiInputNetwork(backbone, [Rot90(), Flip(), Rot90()], output_actions="invariant", chunk_size=None)
+    every = dict(net.named_parameters(remove_duplicate=False)) | dict(net.named_buffers(remove_duplicate=False))
+    assert len(every) == len(net.state_dict()) == len(backbone.state_dict())
+    assert all(k.startswith("equitune.models.0.") for k in net.state_dict())
+    net.double().eval()
+    assert backbone[0].weight.dtype == torch.float64 and not backbone.training
+    xs = [torch.randn(2, 1, 5, 5, dtype=torch.float64) for _ in range(3)]
+    with torch.no_grad():
+        y = net(*xs)
+        for i, g in enumerate([Rot90(), Flip(), Rot90()]):  # each view's own group, the others fixed
+            moved = [g.act(x, len(g) - 1) if j == i else x for j, x in enumerate(xs)]
+            assert all(torch.allclose(a, b, atol=1e-12) for a, b in zip(net(*moved), y, strict=True))
+    net.to(memory_format=torch.channels_last)
+    safetensors.save_model(net, str(tmp_path / "w.safetensors"))
+    fresh = MultiInputNetwork(
+        nn.Sequential(nn.Conv2d(1, 3, 3, padding=1), nn.BatchNorm2d(3), nn.Flatten(), nn.Linear(3 * 25, 4)),
+        [Rot90(), Flip(), Rot90()],
+        output_actions="invariant",
+    ).double()
+    missing, unexpected = safetensors.load_model(fresh, str(tmp_path / "w.safetensors"))
+    assert not missing and not unexpected
+    assert all(torch.equal(a, b) for a, b in zip(fresh.state_dict().values(), net.state_dict().values(), strict=True))

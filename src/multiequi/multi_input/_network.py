@@ -60,6 +60,10 @@ class _SharedCalls(nn.Module):
 
     Inputs that share a symmetrizer and an input shape go through it in one batched call (their
     batches concatenated): N views through one Siamese backbone make one model call.
+
+    Each distinct model is registered once (``models.<k>``); the symmetrizers are kept in a plain
+    list, so a backbone shared by two groups (views with C4 and with C2) has one name in the
+    state dict, not one per wrapper.
     """
 
     def __init__(
@@ -68,14 +72,21 @@ class _SharedCalls(nn.Module):
         super().__init__()
         index: dict[tuple, int] = {}
         wrappers: list[Equitune] = []
+        distinct: dict[int, nn.Module] = {}
         self.slot: list[int] = []
         for m, g, o in zip(models, groups, outputs, strict=True):
             key = (id(m), id(g), _key(o))
             if key not in index:
                 index[key] = len(wrappers)
                 wrappers.append(Equitune(m, g, output=o, chunk_size=chunk_size, sorted_sum=sorted_sum))
+            if isinstance(m, nn.Module):
+                distinct.setdefault(id(m), m)
             self.slot.append(index[key])
-        self.wrappers = nn.ModuleList(wrappers)
+        self.models = nn.ModuleList(distinct.values())
+        self.wrappers: list[Equitune] = wrappers  # not registered: their models are, above
+
+    def extra_repr(self) -> str:
+        return "wrappers=[" + ", ".join(w.extra_repr() for w in self.wrappers) + "]"
 
     def forward(self, xs: Sequence[Tensor]) -> list[Tensor]:
         buckets: dict[tuple, list[int]] = {}

@@ -243,9 +243,10 @@ def predict(
 def _no_aliases(model: nn.Module) -> bool:
     """Whether no tensor of ``model`` is registered under two names.
 
-    A branch shared by two groups (views with C4 and C2) is registered twice; safetensors (0.8)
-    cannot checkpoint such tensors in channels-last layout (its shared-tensor check views them
-    flat), so those models keep the default layout.
+    The grid's own models register every module once (``MultiInputNetwork`` registers a branch
+    shared by two groups once); a model that does alias a tensor keeps the default layout, since
+    safetensors (0.8) cannot checkpoint aliased tensors in channels-last layout (its shared-tensor
+    check views them flat).
     """
     every = dict(model.named_parameters(remove_duplicate=False)) | dict(model.named_buffers(remove_duplicate=False))
     return len(every) == len(dict(model.named_parameters())) + len(dict(model.named_buffers()))
