@@ -3,6 +3,8 @@ and copies built chunk by chunk."""
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 import torch
 from torch import Tensor
@@ -184,3 +186,32 @@ def test_an_output_of_the_wrong_vocabulary_size_is_refused() -> None:
         ):
             with pytest.raises(ValueError, match=rf"permutes {V} entries along dim -1.*\(6, 9, {bad}\)"):
                 wrapped(_ids())
+
+
+def test_copy_order_is_stable_as_a_prefix_grows() -> None:
+    """Greedy decoding calls the wrapper on prefixes that grow by one token: the copies must come
+    in an order that extends the previous call's row by row, or a per-row cache (Hugging Face
+    past_key_values) would be misaligned."""
+    seen: list[Tensor] = []
+
+    class Recorder(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.net = TokenNet(V)
+
+        def forward(self, ids: Tensor) -> Tensor:
+            seen.append(ids.clone())
+            return self.net(ids)
+
+    ids = _ids(b=6, t=12)
+    for wrapped in (
+        Equitune(Recorder(), Product(*_factors()), output="vocab", chunk_size=None),
+        MultiEquitune(Recorder(), _factors(), output="vocab", chunk_size=None),
+    ):
+        assert all(b.keyed for b in wrapped.branches)
+        seen.clear()
+        with torch.no_grad():
+            for t in range(1, ids.shape[1] + 1):
+                wrapped(ids[:, :t])
+        for before, after in itertools.pairwise(seen):
+            assert torch.equal(after[:, :-1], before)

@@ -170,6 +170,12 @@ def test_decode_cache_changes_cost_not_results(cell: str) -> None:
         last = model(pack(src, prefix, N_IN), src_len=src.shape[1], cache=cache)
         prefix = torch.cat([prefix, last[:, -1].argmax(-1, keepdim=True)], dim=1)
     assert (cache.misses, cache.hits) == (1, 3)
+    # through the wrapper too: its copies keep their order as the prefix grows (prefix-stable)
+    wrapped_cache, wrapped_prefix = DecodeCache(), torch.full((src.shape[0], 1), SOS)
+    for _ in range(4):
+        last = wrapped(pack(src, wrapped_prefix, N_IN), src_len=src.shape[1], cache=wrapped_cache)
+        wrapped_prefix = torch.cat([wrapped_prefix, last[:, -1].argmax(-1, keepdim=True)], dim=1)
+    assert (wrapped_cache.misses, wrapped_cache.hits) == (1, 3)
     other = prefix.flip(0)
     got = model(pack(src.flip(0), other, N_IN), src_len=src.shape[1], cache=cache)
     full = model(pack(src.flip(0), other, N_IN), src_len=src.shape[1])

@@ -19,8 +19,9 @@ last bits when the input is transformed (the copies come in another order). Two 
 ``f(g·x) = g·f(x)`` bitwise: summing each entry's copies in sorted order (for invariant outputs
 and general actions), or, when the output action permutes only a few entries of one axis (word
 swaps on a vocabulary: :class:`~multiequi.groups.AxisPermutation`), ordering each example's
-copies by an exact hash of their *inputs* before the model: ``g·x`` has the same copies as
-``x``, so they come in the same order, and only the moved entries need sorting. For a
+copies by their *inputs* (lexicographically) before the model: ``g·x`` has the same copies as
+``x``, so they come in the same order, and only the moved entries need sorting. The order is
+prefix-stable, so a decoder's per-row cache stays valid from one generation step to the next. For a
 50,257-word vocabulary this replaces a sort of every logit by a plain sum (measured 314 ms
 against 6 ms for 12 copies of 64 × 50,257 logits on a 2-core CPU).
 """
@@ -76,29 +77,23 @@ def _aggregate_fn(aggregate: str) -> Callable[[Tensor], Tensor]:
     raise ValueError(f"aggregate must be 'raw', 'probs' or 'log_probs', got {aggregate!r}")
 
 
-_KEY_WEIGHTS: dict[tuple[int, str], Tensor] = {}
-
-
-def _row_keys(rows: Tensor) -> Tensor:
-    """An exact 64-bit hash of every row ``rows[k, b]`` (shape ``(K, B)``): the bit patterns of
-    the entries, weighted by fixed odd random integers per position and summed with int64
-    wrap-around, so equal rows get equal keys and different rows almost surely different ones.
-    It only orders copies; a collision costs the last bit of exactness, never correctness."""
+def _lexicographic_ranks(rows: Tensor) -> Tensor:
+    """The rank of every row ``rows[k, b]`` (shape ``(K, B)``) in the lexicographic order of the
+    rows' bit patterns (``torch.unique(dim=0)``): equal rows get equal ranks, and the order is
+    exact (no hashing) and *prefix-stable*: rows that extend earlier rows by new trailing entries
+    keep their order unless they were equal. So an autoregressive decoder's cached state (one
+    entry per row, as in Hugging Face ``past_key_values``) stays aligned with the rows from one
+    step to the next."""
     k, b = rows.shape[:2]
-    flat = rows.reshape(k, b, -1)
+    flat = rows.reshape(k * b, -1)
     if flat.is_complex():
-        flat = torch.view_as_real(flat).reshape(k, b, -1)
-    if flat.dtype.is_floating_point:
-        bits = {2: torch.int16, 4: torch.int32, 8: torch.int64}[flat.element_size()]
-        flat = flat.contiguous().view(bits)
-    d = flat.shape[-1]
-    key = (d, str(rows.device))
-    w = _KEY_WEIGHTS.get(key)
-    if w is None:
-        gen = torch.Generator().manual_seed(0x6D756C7469 + d)
-        w = torch.randint(-(2**62), 2**62, (d,), generator=gen, dtype=torch.long) * 2 + 1
-        w = _KEY_WEIGHTS[key] = w.to(rows.device)
-    return (flat.long() * w).sum(-1)
+        flat = torch.view_as_real(flat).reshape(k * b, -1)
+    if flat.dtype.is_floating_point:  # bit patterns: any fixed total order works, NaNs included
+        flat = flat.contiguous().view({2: torch.int16, 4: torch.int32, 8: torch.int64}[flat.element_size()])
+    elif flat.dtype == torch.bool:
+        flat = flat.to(torch.uint8)
+    _, ranks = torch.unique(flat, dim=0, sorted=True, return_inverse=True)
+    return ranks.reshape(k, b)
 
 
 class _Branch:
@@ -114,7 +109,7 @@ class _Branch:
         perm = None if action.is_trivial else action.axis_permutation()
         #: the output action permutes few entries of one axis: reduce only those entries
         self.sparse = perm is not None and 2 * perm.moved.numel() <= perm.size
-        #: order each example's copies by a hash of their inputs (see the module docstring)
+        #: order each example's copies by their inputs (see the module docstring)
         self.keyed = self.sparse and sorted_sum
 
     def _perm(self, device: torch.device) -> AxisPermutation:
@@ -130,7 +125,7 @@ class _Branch:
         n, b = rows.shape[:2]
         if not self.keyed:
             return rows, torch.arange(n, device=x.device)[:, None].expand(n, b)
-        order = torch.argsort(_row_keys(rows), dim=0, stable=True)  # (n, B)
+        order = torch.argsort(_lexicographic_ranks(rows), dim=0, stable=True)  # (n, B)
         index = order.reshape(n, b, *([1] * (rows.dim() - 2))).expand(rows.shape)
         return torch.take_along_dim(rows, index, dim=0), order
 
