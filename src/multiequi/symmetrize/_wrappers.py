@@ -64,7 +64,10 @@ _common_params = """
         ``"auto"`` (default): in inference (``torch.no_grad`` and ``model.eval()``) the rows per
         call are measured once per input shape and the fastest is kept (on CPUs, per-image cost
         of convolutional nets grows with rows per call); the measurement costs at most about
-        one batch of extra work on the first call. During training one call is made.
+        one batch of extra work on the first call. During training one call is made. For
+        step-by-step generation use ``None`` (or an int): every new prefix length is a new
+        shape to measure, and a per-row decoder cache passed to the model (``past_key_values``)
+        must see the whole batch in one call.
     sorted_sum : bool
         Sum the copies in sorted order so the result is bitwise identical across an orbit
         (default ``True``; ``False`` saves a sort on very large outputs).
