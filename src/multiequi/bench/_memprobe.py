@@ -15,7 +15,7 @@ import copy
 import json
 import sys
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, cast
 
 __all__ = ["main", "measure_call"]
 
@@ -49,11 +49,14 @@ def _cells(cfg: Any, specs: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
                 fmt = torch.channels_last if spec["format"] == "channels_last" else torch.contiguous_format
                 if spec["format"] not in rows_models:
                     rows_models[spec["format"]] = (
-                        w.model if spec["format"] == "channels_last" else copy.deepcopy(w.model).to(memory_format=fmt)
+                        w.model
+                        if spec["format"] == "channels_last"
+                        # nn.Module.to(memory_format=...) is valid at runtime; torch's stubs lack it
+                        else copy.deepcopy(w.model).to(memory_format=fmt)  # type: ignore[call-overload]
                     )
                 model = rows_models[spec["format"]]
                 x = w.make_inputs(spec["rows"]).contiguous(memory_format=fmt)
-                mb, how = measure_call(lambda model=model, x=x: model(x))
+                mb, how = measure_call(cast(Callable[[], Any], lambda model=model, x=x: model(x)))
             else:
                 sc = scenarios[spec["scenario"]]
                 if spec["scenario"] not in built:
@@ -63,7 +66,7 @@ def _cells(cfg: Any, specs: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
                 if spec.get("chunk_rows"):  # "auto": the rows per call the timed run chose
                     m.fn.chunk_size = int(spec["chunk_rows"])
                 x = m.prepare(sc.workload.make_inputs(sc.batch * m.rows_factor))
-                mb, how = measure_call(lambda m=m, x=x: m.fn(x))
+                mb, how = measure_call(cast(Callable[[], Any], lambda m=m, x=x: m.fn(x)))
             out.append({**spec, "peak_mem_mb": mb, "peak_mem_method": how + ", fresh process"})
     return out
 

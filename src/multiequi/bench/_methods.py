@@ -130,7 +130,8 @@ def examples_per_call(chunk: ChunkSize, batch: int, copies: int) -> int | None:
 
 
 def _contiguous_copy(model: nn.Module) -> nn.Module:
-    return copy.deepcopy(model).to(memory_format=torch.contiguous_format)
+    # nn.Module.to(memory_format=...) is valid at runtime; torch's stubs lack it
+    return copy.deepcopy(model).to(memory_format=torch.contiguous_format)  # type: ignore[call-overload]
 
 
 def build_methods(

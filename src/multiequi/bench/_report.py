@@ -158,10 +158,10 @@ def evaluate_targets(records: Sequence[Rec]) -> list[dict[str, Any]]:
         if r.get("peak_mem_mb") is None or r.get("rows_per_call") is None:
             continue
         rows = round(r["rows_per_call"])
-        ref = peaks.get((r["workload"], rows))
-        if ref is None or ref <= 0:
+        ref_mb = peaks.get((r["workload"], rows))
+        if ref_mb is None or ref_mb <= 0:
             continue
-        ratio = r["peak_mem_mb"] / ref
+        ratio = r["peak_mem_mb"] / ref_mb
         fixed = r["chunk_size"] != "auto"
         out.append(
             _target(
@@ -171,7 +171,7 @@ def evaluate_targets(records: Sequence[Rec]) -> list[dict[str, Any]]:
                 ratio,
                 ratio <= CHUNK_MEMORY_GOAL if fixed else None,
                 f"{r['method']} peak {r['peak_mem_mb']:.0f} MB at {rows} rows per call; plain model on {rows} rows "
-                f"{ref:.0f} MB; unchunked: " + _unchunked_peak(idx, r),
+                f"{ref_mb:.0f} MB; unchunked: " + _unchunked_peak(idx, r),
             )
         )
     return out

@@ -21,7 +21,7 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import Tensor
@@ -261,7 +261,7 @@ def _time_scenario(
             n_warm = cfg.warmup + (1 if m.chunk_size == "auto" or m.kind == "plain" else 0)  # "auto" tunes first
             for i in range(max(1, n_warm)):
                 with CopyCounter(m.counted) as counter:
-                    dt, y = timed_call(lambda m=m, x=x: m.fn(x), device)
+                    dt, y = timed_call(cast(Callable[[], Any], lambda m=m, x=x: m.fn(x)), device)
                 cell.spent += dt
                 cell.est = dt
                 if i == 0 and m.kind == "plain":
@@ -308,7 +308,7 @@ def _time_scenario(
             if r >= c.reps:
                 continue
             with ModelClock(c.method.counted, device) as clock:
-                dt, y = timed_call(lambda c=c: c.method.fn(c.x), device)
+                dt, y = timed_call(cast(Callable[[], Any], lambda c=c: c.method.fn(c.x)), device)
             del y
             c.times.append(dt)
             if clock.seconds is not None:
@@ -334,8 +334,9 @@ def _time_scenario(
                 return m.fn(m.prepare(z))
 
             try:
-                err = equivariance_error(f, w.product, base[:err_rows], w.output, elements=elements)
-                c.record.update(error=float(err), error_examples=err_rows, error_elements=elements or "all")
+                # one group (the product): equivariance_error returns a float, not a list
+                eq_err = cast(float, equivariance_error(f, w.product, base[:err_rows], w.output, elements=elements))
+                c.record.update(error=float(eq_err), error_examples=err_rows, error_elements=elements or "all")
             except (RuntimeError, MemoryError) as exc:
                 c.record.update(note=(c.record["note"] + f" error not measured: {_describe_error(exc)}").strip())
         bar.update()
@@ -345,19 +346,27 @@ def _time_scenario(
 def _rows_profile(w: Workload, rows: Sequence[int], cfg: BenchConfig, device: torch.device, bar: Any) -> list[Any]:
     """The plain model at ``R`` rows per call, channels-last and contiguous: cost per row against R."""
     variants = [("channels_last", w.model, torch.channels_last)] if w.extra.get("channels_last") else []
-    plain = copy.deepcopy(w.model).to(memory_format=torch.contiguous_format)
+    # nn.Module.to(memory_format=...) is valid at runtime; torch's stubs lack it
+    plain = copy.deepcopy(w.model).to(memory_format=torch.contiguous_format)  # type: ignore[call-overload]
     variants.append(("contiguous", plain, torch.contiguous_format))
     cells: list[tuple[_Cell, Any]] = []
     dev = str(device)
     for fmt, model, mf in variants:
         for r in rows:
             x = w.make_inputs(r).to(device).contiguous(memory_format=mf)
-            m = Method(f"plain[{fmt}]", "rows", model, model, lambda z, mf=mf: z.contiguous(memory_format=mf), 1)
+            m = Method(
+                f"plain[{fmt}]",
+                "rows",
+                model,
+                model,
+                cast(Callable[[Tensor], Tensor], lambda z, mf=mf: z.contiguous(memory_format=mf)),
+                1,
+            )
             rec = _record(w, m, m.name, r, dev, workload=f"{w.name}-rows", n_factors=0, copies=1.0, calls=1)
             rec["rows_per_call"] = r
             cell = _Cell(m, x, rec, spec={"kind": "rows", "workload": w.name, "format": fmt, "rows": r})
             for _ in range(max(1, cfg.warmup)):
-                dt, y = timed_call(lambda m=model, x=x: m(x), device)
+                dt, y = timed_call(cast(Callable[[], Any], lambda m=model, x=x: m(x)), device)
                 del y
                 cell.est = dt
             est = max(dt, 1e-9)
@@ -369,7 +378,7 @@ def _rows_profile(w: Workload, rows: Sequence[int], cfg: BenchConfig, device: to
         k = rep % max(len(cells), 1)
         for c, model in cells[k:] + cells[:k]:
             if rep < c.reps:
-                dt, y = timed_call(lambda model=model, c=c: model(c.x), device)
+                dt, y = timed_call(cast(Callable[[], Any], lambda model=model, c=c: model(c.x)), device)
                 del y
                 c.times.append(dt)
     out = []
@@ -396,7 +405,7 @@ def _memory_in_process(cells: Sequence[_Cell], device: torch.device, bar: Any) -
     for c in cells:
         bar.set_description(f"memory {c.record['workload']} B={c.record['batch']} {c.method.name}")
         try:
-            mb, how = measure_call(lambda c=c: c.method.fn(c.x), str(device))
+            mb, how = measure_call(cast(Callable[[], Any], lambda c=c: c.method.fn(c.x)), str(device))
             method = how if device.type == "cuda" else how + ", in-process"
             c.record.update(peak_mem_mb=mb, peak_mem_method=method)
         except (RuntimeError, MemoryError) as err:

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -130,7 +131,8 @@ def image_workload(
         label = f"{type(model).__name__}, {size}x{size}"
     model = model.eval()
     fmt = torch.channels_last if channels_last else torch.contiguous_format
-    model = model.to(memory_format=fmt)
+    # nn.Module.to(memory_format=...) is valid at runtime; torch's stubs lack it
+    model = model.to(memory_format=fmt)  # type: ignore[call-overload]
 
     def make_inputs(rows: int) -> Tensor:
         gen = torch.Generator().manual_seed(seed)
@@ -161,7 +163,7 @@ def gpt2_model(config: str | dict[str, int] = "124m", seq_len: int = 64, seed: i
         from transformers import GPT2Config, GPT2LMHeadModel
     except ImportError as err:
         raise ImportError("the token workload needs transformers: pip install -e '.[bench]'") from err
-    fields = dict(TOKEN_CONFIGS[config]) if isinstance(config, str) else dict(config)
+    fields: dict[str, Any] = dict(TOKEN_CONFIGS[config]) if isinstance(config, str) else dict(config)
     fields.setdefault("n_positions", max(1024 if config == "124m" else seq_len, seq_len))
     fields.setdefault("bos_token_id", min(50256, fields["vocab_size"] - 1))
     fields.setdefault("eos_token_id", min(50256, fields["vocab_size"] - 1))
@@ -188,7 +190,8 @@ def token_workload(
     """
     if n_factors < 1:
         raise ValueError(f"n_factors must be >= 1, got {n_factors}")
-    vocab = int(vocab_size or model.config.vocab_size)  # type: ignore[union-attr]
+    # torch's stubs type nn.Module attributes as Tensor | Module, so the HF model's .config is not visible
+    vocab = int(vocab_size or model.config.vocab_size)  # type: ignore[union-attr, arg-type]
     base = min(1000, vocab // 4)
     factors: list[Group] = []
     words: list[list[int]] = []

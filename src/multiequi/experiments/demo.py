@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 import statistics
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -25,6 +25,7 @@ from torch import nn
 
 from .. import Equitune, MultiEquitune
 from ..groups import Flip, Product, Rot90
+from ..symmetrize import ChunkSize
 from ..testing import CopyCounter
 from .common import atomic_write_json, machine_info, markdown_table
 from .common import progress as common_progress
@@ -82,8 +83,8 @@ def run_demo(
     model: nn.Module | None = None,
     photos: Sequence[tuple[str, torch.Tensor]] | None = None,
     class_names: Sequence[str] | None = None,
-    expected: dict[str, Sequence[str]] | None = None,
-    chunk_size: int | str | None = "auto",
+    expected: Mapping[str, Sequence[str]] | None = None,
+    chunk_size: ChunkSize = "auto",
     channels_last: bool = True,
     repeats: int = 1,
     progress: bool = True,
@@ -126,7 +127,8 @@ def run_demo(
         raise ValueError("run_demo needs at least one photo")
     model = model.eval()
     if channels_last:
-        model = model.to(memory_format=torch.channels_last)
+        # nn.Module.to(memory_format=...) is valid at runtime; torch's stubs lack it
+        model = model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
     d4 = Product(Rot90(), Flip())
     methods: list[tuple[str, Callable[[torch.Tensor], torch.Tensor]]] = [
         ("plain model", model),

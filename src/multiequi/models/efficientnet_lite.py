@@ -311,6 +311,7 @@ def default_weights_path() -> str:
 def _load_state_dict(path: Path) -> Mapping[str, torch.Tensor]:
     if not path.is_file():
         raise FileNotFoundError(f"EfficientNet-Lite0 weights file not found: '{path}'")
+    state: object  # a state dict, or a checkpoint holding one under "state_dict"; checked below
     try:
         if path.suffix == ".safetensors":
             try:

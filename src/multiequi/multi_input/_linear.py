@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 import torch
 import torch.nn.functional as F
@@ -367,10 +367,11 @@ class EquivariantLinear(nn.Module):
             norm2 = float(basis.pow(2).sum())
         self.coefficients = nn.Parameter(torch.empty(s.k, dtype=dtype, device=device))
         self._init_std = math.sqrt(s.d_out / (3.0 * norm2)) if norm2 > 0 else 0.0
+        self.bias_basis: Tensor | None
         if bias:
             self.register_buffer("bias_basis", s.bias_basis().to(device=device, dtype=dtype))
             self.bias_coefficients: nn.Parameter | None = nn.Parameter(
-                torch.zeros(self.bias_basis.shape[0], dtype=dtype, device=device)
+                torch.zeros(cast(Tensor, self.bias_basis).shape[0], dtype=dtype, device=device)
             )
         else:
             self.bias_basis = None
@@ -397,7 +398,8 @@ class EquivariantLinear(nn.Module):
         """The ``(D_out,)`` bias (fixed by every group), or ``None``."""
         if self.bias_coefficients is None:
             return None
-        return self.bias_coefficients @ self.bias_basis
+        # bias_basis is a buffer whenever bias_coefficients is a Parameter (both set in __init__).
+        return self.bias_coefficients @ cast(Tensor, self.bias_basis)
 
     def forward(self, *xs: Tensor) -> tuple[Tensor, ...]:
         """One output per block: ``y = W x + b`` on the concatenated, flattened blocks."""

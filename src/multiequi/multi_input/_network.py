@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, Literal
+from typing import Any, Literal, TypeGuard
 
 import torch
 from torch import Tensor, nn
@@ -22,7 +22,7 @@ ISModels = (
 )
 
 
-def _is_sequence(v: Any) -> bool:
+def _is_sequence(v: Any) -> TypeGuard[Sequence[Any]]:
     return isinstance(v, (list, tuple, nn.ModuleList))
 
 

@@ -364,8 +364,8 @@ def load_image_folder(
         for f in files:
             try:
                 with Image.open(f) as im:
-                    im = im.convert(mode).resize((size, size), Image.Resampling.BILINEAR)
-                    a = np.asarray(im, dtype=np.uint8)
+                    img = im.convert(mode).resize((size, size), Image.Resampling.BILINEAR)
+                    a = np.asarray(img, dtype=np.uint8)
             except (UnidentifiedImageError, OSError) as err:
                 raise ValueError(f"cannot read image '{f}': {err}") from err
             arrays.append(a[None] if a.ndim == 2 else a.transpose(2, 0, 1))

@@ -18,10 +18,10 @@ import hashlib
 import json
 import shutil
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 import torch.nn.functional as F
@@ -104,7 +104,7 @@ class ExperimentConfig:
         if name not in PRESETS:
             raise ValueError(f"unknown preset {name!r}; expected one of {', '.join(PRESETS)}")
         p = PRESETS[name]
-        base = {
+        base: dict[str, Any] = {
             "ks": p.ks,
             "models": p.models,
             "train_augs": p.train_augs,
@@ -290,10 +290,15 @@ def train_and_test(
     torch.manual_seed(seed)
     model: TupleClassifier = build_model(label, k, groups, len(data.classes), data.channels, data.size)
     if cfg.channels_last and _no_aliases(model):
-        model = model.to(memory_format=torch.channels_last)
+        # nn.Module.to(memory_format=...) is valid at runtime; torch's stubs lack it
+        model = model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
     tr_t, tr_y = splits.tuples["train"]
     loader = DataLoader(
-        TupleDataset(data.images, tr_t, tr_y), batch_size=cfg.batch_size, shuffle=True, collate_fn=TupleDataset.collate
+        TupleDataset(data.images, tr_t, tr_y),
+        batch_size=cfg.batch_size,
+        shuffle=True,
+        # torch's stubs expect Callable[[list[T]], Any]; with __getitems__ collate_fn gets the whole batch
+        collate_fn=TupleDataset.collate,  # type: ignore[arg-type]
     )
     steps_per_epoch = len(loader)
     va_t, va_y = splits.tuples["val"]
@@ -439,7 +444,9 @@ def run_grid(data: ImageData, cfg: ExperimentConfig, out: str | Path, rerun: boo
         if rerun:  # every process waits here (no process may resume from the old checkpoint)
             if is_main_process() and ckpt.exists():
                 shutil.rmtree(ckpt)
-            wait_for_main(lambda ckpt=ckpt: not ckpt.exists(), what=f"the removal of '{ckpt}'")
+            wait_for_main(
+                cast(Callable[[], bool], lambda ckpt=ckpt: not ckpt.exists()), what=f"the removal of '{ckpt}'"
+            )
         records, details = train_and_test(data, splits[k], label, aug, seed, cfg, checkpoint_dir=ckpt)
         for r in records:
             r["machine"] = machine
@@ -449,8 +456,11 @@ def run_grid(data: ImageData, cfg: ExperimentConfig, out: str | Path, rerun: boo
             atomic_write_json(details_path, details)
             shutil.rmtree(ckpt / "last", ignore_errors=True)  # resumption state; best/ stays
         wait_for_main(
-            lambda run_id=run_id, details_path=details_path: (
-                details_path.is_file() and any(r["run_id"] == run_id for r in read_jsonl(records_path))
+            cast(
+                Callable[[], bool],
+                lambda run_id=run_id, details_path=details_path: (
+                    details_path.is_file() and any(r["run_id"] == run_id for r in read_jsonl(records_path))
+                ),
             ),
             what=f"the records of run {run_id} in '{out}'",
         )

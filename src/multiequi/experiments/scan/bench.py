@@ -14,7 +14,7 @@ import os
 import statistics
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 import torch
 
@@ -84,7 +84,8 @@ def bench(
         sync()
         t0 = time.perf_counter()
         for b in batches:
-            loss = seq2seq_loss(f, b, n_in, teacher_forcing=1.0)
+            # b is the (src, tgt) pair from PairData.__getitems__, moved to dev
+            loss = seq2seq_loss(f, cast(tuple[torch.Tensor, torch.Tensor], b), n_in, teacher_forcing=1.0)
             loss.backward()
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
@@ -109,7 +110,7 @@ def bench(
             decode_t[name].append(decode(f))
             bar.update()
     bar.close()
-    rows = []
+    rows: list[dict[str, Any]] = []
     for name, f in methods.items():
         tr = statistics.median(train_t[name])
         de = statistics.median(decode_t[name])

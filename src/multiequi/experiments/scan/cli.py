@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import argparse
 import time
+from collections.abc import Callable
+from typing import Any, cast
 
 from ..._argtypes import int_arg
 
@@ -45,7 +47,7 @@ subcommands:
 _positive_int_or_all = int_arg(1, {"all": None})
 
 
-def _csv(kind: type) -> object:
+def _csv(kind: type) -> Callable[[str], tuple[Any, ...]]:
     def parse(value: str) -> tuple:
         try:
             return tuple(kind(v) for v in value.split(",") if v.strip())
@@ -212,7 +214,7 @@ def run(args: argparse.Namespace) -> int:
         from .data import write_dataset
 
         manifest = write_dataset(args.dataset, args.gen_out, seed=args.gen_seed)
-        for name, info in manifest["files"].items():  # type: ignore[union-attr]
+        for name, info in cast(dict[str, dict[str, object]], manifest["files"]).items():
             print(f"{name:42s} {info['lines']:>7,d} lines  {info['distinct_commands']:>7,d} distinct commands")
         print(f"Wrote {args.gen_out}/ (manifest.json lists counts, SHA-256 and the vocabularies)")
         return 0

@@ -106,7 +106,8 @@ class Seq2Seq(nn.Module):
         if in_vocab < 2 or out_vocab < 4:
             raise ValueError(f"vocabularies too small: in_vocab={in_vocab}, out_vocab={out_vocab}")
         self.in_vocab, self.out_vocab, self.cell, self.hidden, self.layers = in_vocab, out_vocab, cell, hidden, layers
-        rnn = CELLS[cell]
+        # nn.GRU / nn.LSTM / nn.RNN take (input_size, hidden_size, ...), unlike RNNBase(mode, input_size, ...)
+        rnn: Callable[..., nn.RNNBase] = CELLS[cell]
         inner = dropout if layers > 1 else 0.0
         self.enc_emb = nn.Embedding(in_vocab, hidden, padding_idx=PAD)
         self.dec_emb = nn.Embedding(out_vocab, hidden, padding_idx=PAD)

@@ -30,10 +30,10 @@ import hashlib
 import json
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import nn
@@ -520,17 +520,20 @@ def run_cell(
             model, info = _stage(
                 folder,
                 build_wrapped,
-                lambda w, folder=folder, method=method: _train(
-                    w,
-                    data,
-                    settings,
-                    steps=settings.finetune_steps,
-                    lr=settings.finetune_lr,
-                    weight_decay=settings.finetune_weight_decay,
-                    seed=seed,
-                    folder=folder,
-                    desc=f"{method} {tag}",
-                    show=show_progress,
+                cast(
+                    Callable[[nn.Module], dict[str, Any]],
+                    lambda w, folder=folder, method=method: _train(
+                        w,
+                        data,
+                        settings,
+                        steps=settings.finetune_steps,
+                        lr=settings.finetune_lr,
+                        weight_decay=settings.finetune_weight_decay,
+                        seed=seed,
+                        folder=folder,
+                        desc=f"{method} {tag}",
+                        show=show_progress,
+                    ),
                 ),
                 lambda w: getattr(w, "model", w),
             )
@@ -610,7 +613,7 @@ def run_plan(
     return out
 
 
-def wall_clock(records: Sequence[dict[str, Any]]) -> float:
+def wall_clock(records: Sequence[Mapping[str, Any]]) -> float:
     """Seconds of training and evaluation recorded (pretraining counted once per task, cell, seed)."""
     pre = {(r["task"], r["cell"], r["seed"]): r.get("pretrain_wall_s") or 0.0 for r in records}
     ft = {(r["task"], r["cell"], r["seed"], r["method"]): r.get("finetune_wall_s") or 0.0 for r in records}

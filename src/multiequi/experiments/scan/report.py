@@ -57,7 +57,7 @@ def summary_rows(records: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
 
 def cost_rows(records: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     """Copies, fine-tuning throughput and evaluation cost per (dataset, task, cell, method)."""
-    first_split = {}
+    first_split: dict[tuple[Any, ...], Mapping[str, Any]] = {}
     for r in records:
         first_split.setdefault((r["task"], r["cell"], r["method"], r["seed"]), r)
     recs = list(first_split.values())
@@ -96,9 +96,9 @@ def pivot_markdown(rows: Sequence[Mapping[str, Any]]) -> str:
             row: dict[str, Any] = {"method": METHOD_LABELS.get(m, m)}
             copies = None
             for s in splits:
-                r = cells.get((m, s))
-                row[s] = _pct(r["accuracy_mean"], r["accuracy_std"], r["seeds"]) if r else ""
-                copies = r["copies"] if r else copies
+                rec = cells.get((m, s))
+                row[s] = _pct(rec["accuracy_mean"], rec["accuracy_std"], rec["seeds"]) if rec else ""
+                copies = rec["copies"] if rec else copies
             row["copies"] = copies
             table.append(row)
         seeds = sorted({r["seeds"] for r in rs})
@@ -122,7 +122,7 @@ def write_report(
     ``scan_report.md`` and one bar chart per (dataset, cell) ``scan_<dataset>_<cell>.png`` to
     ``out_dir``; optionally the table as a JSON list of :data:`JSON_FIELDS` records at ``json_path``.
     """
-    records = read_jsonl(records_path)
+    records: Sequence[Mapping[str, Any]] = read_jsonl(records_path)
     if not records:
         raise FileNotFoundError(f"no SCAN records in '{records_path}': run `multiequi scan` first")
     records, dropped = latest_settings(records)

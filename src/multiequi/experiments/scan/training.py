@@ -72,7 +72,14 @@ def make_loader(data: PairData, batch_size: int, shuffle: bool = True) -> DataLo
     >>> [tuple(t.shape) for t in next(iter(loader))]
     [(2, 1), (2, 3)]
     """
-    return DataLoader(data, batch_size=batch_size, shuffle=shuffle, collate_fn=_batch_as_is, drop_last=False)
+    return DataLoader(
+        data,
+        batch_size=batch_size,
+        shuffle=shuffle,
+        # torch's stubs expect Callable[[list[T]], Any]; with __getitems__ collate_fn gets the whole batch
+        collate_fn=_batch_as_is,  # type: ignore[arg-type]
+        drop_last=False,
+    )
 
 
 def seq2seq_loss(
