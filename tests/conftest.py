@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 import torch
 from hypothesis import settings
@@ -57,3 +63,29 @@ class TokenNet(nn.Module):
         if scale is not None:
             y = y * scale.reshape(-1, *([1] * (y.dim() - 1)))
         return y
+
+
+def accelerate_launch(*target: str) -> subprocess.CompletedProcess[str]:
+    """Run ``accelerate launch --multi_gpu --num_processes 2`` on the CPU (gloo) with ``target``
+    (a script and its arguments, or ``"-m", module, ...``): a free port (two runs at once must not
+    collide on torchrun's default), one thread per process, the package from ``src``, and one
+    retry (starting two processes on a busy 2-core machine can time out). Skips when the
+    launcher is not installed beside this Python; fails with both attempts' stderr."""
+    launcher = Path(sys.executable).with_name("accelerate")
+    if not launcher.exists():
+        pytest.skip("the accelerate launcher is not installed beside this Python")
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src"), "OMP_NUM_THREADS": "1"}
+    errors = []
+    for _attempt in range(2):
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+        cmd = [
+            str(launcher), "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
+            "--main_process_port", str(port), "--mixed_precision", "no", "--dynamo_backend", "no", *target,
+        ]  # fmt: skip
+        done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+        if done.returncode == 0:
+            return done
+        errors.append(done.stderr[-3000:])
+    pytest.fail("accelerate launch failed:\n" + "\n---\n".join(errors))

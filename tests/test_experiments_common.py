@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import json
 import os
-import socket
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
+
+from conftest import accelerate_launch
 
 pytest.importorskip("accelerate")
 pytest.importorskip("safetensors")
@@ -146,25 +145,7 @@ def test_model_selection_uses_the_validation_score(tmp_path: Path) -> None:
 
 def test_accelerate_launch_runs_two_cpu_processes(tmp_path: Path) -> None:
     """`accelerate launch` scales the same loop to several processes (here 2 on the CPU)."""
-    launcher = Path(sys.executable).with_name("accelerate")
-    if not launcher.exists():
-        pytest.skip("the accelerate launcher is not installed beside this Python")
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src"), "OMP_NUM_THREADS": "1"}
-    errors = []
-    for _attempt in range(2):  # one retry: starting two processes on a busy 2-core machine can time out
-        with socket.socket() as sock:  # a free port: two runs at once must not collide on torchrun's default
-            sock.bind(("127.0.0.1", 0))
-            port = sock.getsockname()[1]
-        cmd = [
-            str(launcher), "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
-            "--main_process_port", str(port), "--mixed_precision", "no", "--dynamo_backend", "no",
-            "-m", "multiequi.experiments.common._smoke", "--out", str(tmp_path),
-        ]  # fmt: skip
-        done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
-        if done.returncode == 0:
-            break
-        errors.append(done.stderr[-2000:])
-    assert done.returncode == 0, "\n---\n".join(errors)
+    accelerate_launch("-m", "multiequi.experiments.common._smoke", "--out", str(tmp_path))
     ranks = [json.loads((tmp_path / f"rank{k}.json").read_text()) for k in range(2)]
     assert all(r["processes"] == 2 and r["steps"] == 6 for r in ranks)
     assert ranks[0]["checksum"] == ranks[1]["checksum"]  # gradients were averaged across processes

@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import json
-import os
-import socket
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
 
 import pytest
 
+from conftest import accelerate_launch
 from multiequi.experiments.common import is_main_process, wait_for_everyone, wait_for_main
 
 SRC = Path(__file__).resolve().parents[1] / "src"
@@ -82,26 +80,7 @@ acc.end_training()
 
 
 def _launch(script: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    """Run ``script`` under ``accelerate launch`` with 2 CPU processes (gloo), like the smoke test."""
-    launcher = Path(sys.executable).with_name("accelerate")
-    if not launcher.exists():
-        pytest.skip("the accelerate launcher is not installed beside this Python")
-    env = {**os.environ, "PYTHONPATH": str(SRC), "OMP_NUM_THREADS": "1"}
-    errors = []
-    for _attempt in range(2):  # one retry: starting two processes on a busy 2-core machine can time out
-        with socket.socket() as sock:  # a free port: two runs at once must not collide on torchrun's default
-            sock.bind(("127.0.0.1", 0))
-            port = sock.getsockname()[1]
-        cmd = [
-            str(launcher), "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
-            "--main_process_port", str(port), "--mixed_precision", "no", "--dynamo_backend", "no",
-            str(script), *args,
-        ]  # fmt: skip
-        done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
-        if done.returncode == 0:
-            return done
-        errors.append(done.stderr[-3000:])
-    pytest.fail("accelerate launch failed:\n" + "\n---\n".join(errors))
+    return accelerate_launch(str(script), *args)
 
 
 def test_scan_cell_under_two_processes_writes_each_result_once(tmp_path: Path) -> None:
