@@ -215,3 +215,20 @@ def test_copy_order_is_stable_as_a_prefix_grows() -> None:
                 wrapped(ids[:, :t])
         for before, after in itertools.pairwise(seen):
             assert torch.equal(after[:, :-1], before)
+
+
+def test_both_ways_of_ranking_copies_give_the_same_order() -> None:
+    """Few copies are ranked by pairwise comparison, many by torch.unique: which one runs depends
+    on the batch and the row length, so a growing prefix can switch between them; the order must
+    be the same (lexicographic on the bit patterns, ties by position)."""
+    from multiequi.symmetrize import _engine
+
+    gen = torch.Generator().manual_seed(0)
+    for trial in range(200):
+        k, b, d = (int(v) for v in torch.randint(1, 9, (3,), generator=gen))
+        rows = torch.randint(-2, 3, (k, b, d), generator=gen) if trial % 2 else torch.randn(k, b, d, generator=gen)
+        rows[k // 2] = rows[0]  # ties
+        pairwise = torch.argsort(_engine._lexicographic_ranks(rows), dim=0, stable=True)
+        bits = rows if not rows.is_floating_point() else rows.view(torch.int32)
+        _, ranks = torch.unique(bits.reshape(k * b, d), dim=0, sorted=True, return_inverse=True)
+        assert torch.equal(pairwise, torch.argsort(ranks.reshape(k, b), dim=0, stable=True))
