@@ -238,21 +238,19 @@ def _time_scenario(
         x = m.prepare(raw)
         if m.kind != "plain":
             est_t, est_mem = _prediction(m, batch, per_row_s, out_bytes)
+            skip_note: str | None = None
             if est_t * (1 + cfg.warmup) > cfg.cell_budget_s:
-                rec.update(
-                    status="skipped",
-                    note=f"predicted {est_t:.1f} s per call (plain model's cost per row x rows) "
-                    f"x {1 + cfg.warmup} calls > cell budget {cfg.cell_budget_s:g} s",
+                skip_note = (
+                    f"predicted {est_t:.1f} s per call (plain model's cost per row x rows) "
+                    f"x {1 + cfg.warmup} calls > cell budget {cfg.cell_budget_s:g} s"
                 )
-                out.append((None, rec))
-                bar.update(skip_units)
-                continue
-            if est_mem > max_mem_bytes:
-                rec.update(
-                    status="skipped",
-                    note=f"predicted {est_mem / 2**30:.1f} GiB of stacked outputs > memory cap "
-                    f"{max_mem_bytes / 2**30:.1f} GiB",
+            elif est_mem > max_mem_bytes:
+                skip_note = (
+                    f"predicted {est_mem / 2**30:.1f} GiB of stacked outputs > memory cap "
+                    f"{max_mem_bytes / 2**30:.1f} GiB"
                 )
+            if skip_note is not None:  # recorded with the prediction, never dropped
+                rec.update(status="skipped", note=skip_note)
                 out.append((None, rec))
                 bar.update(skip_units)
                 continue
