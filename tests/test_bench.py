@@ -33,7 +33,6 @@ from multiequi.bench import (
     token_workload,
     write_outputs,
 )
-from multiequi.bench._methods import examples_per_call
 from multiequi.bench.cli import command_line, config_from_args
 from multiequi.cli import build_parser, main
 from multiequi.groups import Product, TokenCycles
@@ -225,13 +224,6 @@ def test_peak_memory_measures_a_known_allocation() -> None:
         x = torch.ones(64 * 2**20 // 4)  # 64 MiB, written
     del x
     assert peak.mb is not None and 60 <= peak.mb <= 72, peak.mb
-
-
-def test_examples_per_call() -> None:
-    assert examples_per_call(None, 32, 6) == 32
-    assert examples_per_call(8, 32, 6) == 1 and examples_per_call(8, 32, 8) == 1
-    assert examples_per_call(48, 32, 6) == 8
-    assert examples_per_call("auto", 1, 8) == 1 and examples_per_call("auto", 32, 6) is None
 
 
 def test_cli_help_explains_every_option(capsys: pytest.CaptureFixture[str]) -> None:

@@ -19,9 +19,10 @@ from multiequi.groups import (
     Product,
     Rot90,
     TokenCycles,
+    as_elements,
     resolve_action,
+    trusted,
 )
-from multiequi.groups._base import as_elements, trusted
 from multiequi.symmetrize import sequential_sum, symmetrize_output
 from multiequi.testing import equivariance_error
 

@@ -113,7 +113,7 @@ def test_rot90_and_flip_follow_torch_conventions() -> None:
 
 def test_d4_is_the_dihedral_group() -> None:
     d4 = Product(Rot90(), Flip())
-    assert len(d4) == 8 and not d4.is_direct and not d4.is_abelian()
+    assert len(d4) == 8 and not d4.factors_commute and not d4.is_abelian()
     r, f = 2, 1  # rot90·e and flip (mixed radix: rotation most significant)
     assert d4.names[r] == "rot90" and d4.names[f] == "flip-1"
     # r∘f = f∘r⁻¹, and the inverse of a rotation is the opposite rotation
@@ -124,9 +124,9 @@ def test_d4_is_the_dihedral_group() -> None:
             assert d4.inverse(g) == g
 
 
-def test_product_of_commuting_groups_is_direct() -> None:
+def test_product_of_commuting_groups_has_commuting_factors() -> None:
     g = Product(TokenCycles([[1, 2]], V), TokenCycles([[3, 4, 5]], V))
-    assert g.is_direct and len(g) == 6 and g.is_abelian()
+    assert g.factors_commute and len(g) == 6 and g.is_abelian()
     assert len(Rot90() * Flip()) == 8
 
 

@@ -29,7 +29,7 @@ def _mats(spec) -> torch.Tensor:
     if isinstance(spec, torch.Tensor):
         return spec.to(torch.float64)
     if isinstance(spec, MatrixGroup):
-        return spec.matrices((spec.dim,))
+        return spec.matrices((spec.size,))
     group, shape = spec
     return group.matrices(shape)
 
@@ -165,7 +165,7 @@ def test_equivariant_linear_layer_is_equivariant_per_input(reps, dtype):
     with torch.no_grad():
         layer.bias_coefficients.normal_()
     groups = [r[0] if isinstance(r, tuple) else r for r in reps]
-    shapes = [r[1] if isinstance(r, tuple) else (r.dim,) for r in reps]
+    shapes = [r[1] if isinstance(r, tuple) else (r.size,) for r in reps]
     xs = [torch.randn(4, *s, dtype=dtype) for s in shapes]
     errs = equivariance_error(layer, groups, xs, output=["same", "same"])
     assert max(errs) < tol(dtype)

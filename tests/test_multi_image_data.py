@@ -21,17 +21,15 @@ from multiequi.experiments.multi_image.data import (
     FASHION_MNIST_DIR,
     FASHION_MNIST_NAME,
     TupleDataset,
-    draw_elements,
-    joint_group,
     load_fashion_mnist,
     load_image_folder,
     make_tuples,
     read_idx,
     stratified_split,
-    transform_views,
     view_groups,
 )
 from multiequi.experiments.multi_image.experiment import ExperimentConfig, build_splits, fixed_elements
+from multiequi.multi_input import joint_group, sample_elements, transform_inputs
 
 
 @pytest.fixture(autouse=True)
@@ -223,7 +221,8 @@ def test_view_groups_and_joint_group() -> None:
     assert [len(g) for g in view_groups("none", 3)] == [1, 1, 1]
     assert [len(g) for g in view_groups("rot", 4)] == [4, 4, 4, 4]
     mixed = view_groups("mixed", 4)
-    assert [len(g) for g in mixed] == [4, 2, 4, 2] and mixed[0] is mixed[2]  # shared objects: batched calls
+    assert [len(g) for g in mixed] == [4, 2, 4, 2]
+    assert mixed[0] == mixed[2] and mixed[0] != mixed[1]  # equal groups share batched calls
     assert len(joint_group(mixed)) == 8  # C4 and the flip generate D4
     with pytest.raises(ValueError, match="unknown transform"):
         view_groups("rot45", 2)
@@ -232,7 +231,7 @@ def test_view_groups_and_joint_group() -> None:
 def test_per_view_transforms_are_independent_and_match_the_group_action() -> None:
     for aug in ("rot", "mixed"):
         groups = view_groups(aug, 2)
-        e = draw_elements(groups, 4000, torch.Generator().manual_seed(0))
+        e = sample_elements(groups, 4000, torch.Generator().manual_seed(0))
         combos = {tuple(r) for r in e.tolist()}
         assert combos == set(itertools.product(*(range(len(g)) for g in groups)))  # every combination occurs
         # independent draws: P(view 1 = a, view 2 = b) = P(a) P(b) up to sampling noise
@@ -242,11 +241,11 @@ def test_per_view_transforms_are_independent_and_match_the_group_action() -> Non
         assert torch.allclose(joint, joint.sum(1, keepdim=True) * joint.sum(0, keepdim=True), atol=0.02)
         x = torch.randn(6, 2, 1, 5, 5)
         ee = e[:6]
-        y = transform_views(x, groups, ee)
+        y = transform_inputs(x, groups, ee)
         for b, i in itertools.product(range(6), range(2)):
             assert torch.equal(y[b, i], groups[i].act(x[b, i], int(ee[b, i])))
-    with pytest.raises(ValueError, match=r"\(batch, K\)"):
-        transform_views(torch.zeros(3, 2, 1, 4, 4), view_groups("rot", 2), torch.zeros(3, 3, dtype=torch.long))
+    with pytest.raises(ValueError, match=r"\(batch, N\)"):
+        transform_inputs(torch.zeros(3, 2, 1, 4, 4), view_groups("rot", 2), torch.zeros(3, 3, dtype=torch.long))
 
 
 def test_test_transforms_are_fixed_by_seed() -> None:

@@ -71,7 +71,7 @@ def _three_input_net(dtype: torch.dtype) -> tuple[MultiInputNetwork, list[nn.Mod
     groups = _groups()
     models = [conv(1, 2, dtype), mlp(IN_SHAPES[1], OUT_SHAPES[1], dtype), mlp(IN_SHAPES[2], OUT_SHAPES[2], dtype)]
     is_models = {(i, j): mlp(IN_SHAPES[i], OUT_SHAPES[j], dtype) for i in range(3) for j in range(3) if i != j}
-    net = MultiInputNetwork(models, groups, is_models=is_models, output_actions=_outputs(groups), chunk_size=None)
+    net = MultiInputNetwork(models, groups, is_models=is_models, output=_outputs(groups), chunk_size=None)
     return net, models, is_models
 
 
@@ -114,12 +114,12 @@ def test_is_layer_matches_the_formula():
     """IS(x) = 1/|H| Σ_h h·(1/|G| Σ_g M(g x)), written with explicit loops."""
     model = mlp((3,), (4,))
     act = PermutationAction(C3, C3_ON_4)
-    layer = ISLayer(model, in_group=C3, out_group=C3, out_action=act, chunk_size=None)
+    layer = ISLayer(model, in_group=C3, out_group=C3, output=act, chunk_size=None)
     x = torch.randn(B, 3, dtype=torch.float64)
     avg = _loop_mean(lambda g, gx: model(gx), C3, x)
     expected = torch.stack([act.act(avg, h) for h in C3.elements]).mean(0)
     torch.testing.assert_close(layer(x), expected, rtol=0, atol=1e-12)
-    assert layer.copies_per_input == 3
+    assert layer.copies_per_example == 3
 
 
 def test_is_layer_without_out_group_is_the_input_average():
@@ -212,9 +212,9 @@ def _same_shape_setup(dtype: torch.dtype):
 def test_shared_is_equals_one_is_layer_per_pair_and_is_equivariant(dtype):
     """Sum over all minus self with S applied once = Σ_{i≠j} S_{G_j}[A_{G_i}[F_i](x_i)]."""
     groups, outputs, in_shapes, models, features = _same_shape_setup(dtype)
-    shared = MultiInputNetwork(models, groups, features, shared_is=True, output_actions=outputs, chunk_size=None)
+    shared = MultiInputNetwork(models, groups, is_models=features, shared_is=True, output=outputs, chunk_size=None)
     pairs = [[None if i == j else features[i] for j in range(3)] for i in range(3)]
-    per_pair = MultiInputNetwork(models, groups, pairs, output_actions=outputs, chunk_size=None)
+    per_pair = MultiInputNetwork(models, groups, is_models=pairs, output=outputs, chunk_size=None)
     xs = _inputs(dtype, in_shapes)
     for a, b in zip(shared(*xs), per_pair(*xs), strict=True):
         torch.testing.assert_close(a, b, rtol=0, atol=1e-12 if dtype == torch.float64 else 1e-5)
@@ -228,7 +228,7 @@ def test_shared_is_terms_are_invariant_symmetric_not_just_equivariant():
     does not move when any x_i moves, and is fixed by G_j."""
     groups, outputs, in_shapes, _, features = _same_shape_setup(torch.float64)
     zero = [lambda x: torch.zeros(x.shape[0], 2, 4, 4, dtype=torch.float64)] * 3
-    net = MultiInputNetwork(zero, groups, features, shared_is=True, output_actions=outputs, chunk_size=None)
+    net = MultiInputNetwork(zero, groups, is_models=features, shared_is=True, output=outputs, chunk_size=None)
     xs = _inputs(torch.float64, in_shapes)
     ys = net(*xs)
     assert max(equivariance_error(net, groups, xs, output="invariant")) < 1e-12
@@ -250,7 +250,7 @@ def test_copy_counts_are_the_sum_of_the_group_orders():
     assert all(c.calls == 1 for c in counters)
 
     groups, outputs, in_shapes, models, features = _same_shape_setup(torch.float64)
-    shared = MultiInputNetwork(models, groups, features, shared_is=True, output_actions=outputs)
+    shared = MultiInputNetwork(models, groups, is_models=features, shared_is=True, output=outputs)
     with CopyCounter(features[0]) as f0, CopyCounter(features[1]) as f1, CopyCounter(models[2]) as m2:
         shared(*_inputs(torch.float64, in_shapes))
     assert (f0.rows, f1.rows, m2.rows) == (4 * B, 3 * B, 2 * B)
@@ -280,7 +280,7 @@ def test_sum_of_orders_versus_product_of_orders():
     invariant to all 24 elements of the product."""
     groups = [Rot90(), C3, Flip()]
     product = Product(*[_Slot(g, i, 3) for i, g in enumerate(groups)])
-    assert len(product) == 24 and product.is_direct
+    assert len(product) == 24 and product.factors_commute
     backbone = mlp((3, 3), (4,))
     clf = MultiInputClassifier(backbone, groups, head=nn.Linear(12, 5).double(), chunk_size=None)
     flat = nn.Sequential(nn.Flatten(), nn.Linear(27, 5)).double()
@@ -342,8 +342,8 @@ def test_network_rejects_bad_inputs_and_arguments():
         MultiInputNetwork(models, [Rot90(), "C3", Flip()])
     with pytest.raises(ValueError, match="list of 3 models"):
         MultiInputNetwork(models[:2], groups)
-    with pytest.raises(ValueError, match="output_actions must be one entry or a list of 3"):
-        MultiInputNetwork(models, groups, output_actions=["same", "same"])
+    with pytest.raises(ValueError, match="output must be one entry or a list of 3"):
+        MultiInputNetwork(models, groups, output=["same", "same"])
     with pytest.raises(ValueError, match=r"is_models\[1\]\[1\] must be None"):
         MultiInputNetwork(models, groups, is_models={(1, 1): models[1]})
     with pytest.raises(ValueError, match="out of range"):
@@ -353,12 +353,12 @@ def test_network_rejects_bad_inputs_and_arguments():
     with pytest.raises(ValueError, match="needs is_models"):
         MultiInputNetwork(models, groups, shared_is=True)
     # an IS model whose output does not have the target output's shape
-    wrong = MultiInputNetwork(models, groups, is_models={(1, 2): mlp((3,), (7,))}, output_actions=_outputs(groups))
+    wrong = MultiInputNetwork(models, groups, is_models={(1, 2): mlp((3,), (7,))}, output=_outputs(groups))
     with pytest.raises(ValueError, match=r"IS term from input 1 to output 2 has shape \(3, 7\).*\(3, 2\)"):
         wrong(x1, x2, x3)
     # shared IS features of different shapes
     feats = [mlp((1, 4, 4), (4,)), mlp((3,), (4,)), mlp((5,), (3,))]
-    mixed = MultiInputNetwork(models, groups, feats, shared_is=True, output_actions="invariant")
+    mixed = MultiInputNetwork(models, groups, is_models=feats, shared_is=True, output="invariant")
     with pytest.raises(ValueError, match="one common shape"):
         mixed(x1, x2, x3)
 
@@ -378,7 +378,7 @@ def test_classifier_is_invariant_to_every_input_group(dtype, fusion):
         "pairs": {(0, 1): mlp(IN_SHAPES[0], (6,), dtype), (2, 0): mlp(IN_SHAPES[2], (6,), dtype)},
     }[fusion]
     head = nn.Linear(18, 5).to(dtype)
-    clf = MultiInputClassifier(feats, groups, head, is_models=is_models, shared_is=fusion == "shared_is")
+    clf = MultiInputClassifier(feats, groups, head=head, is_models=is_models, shared_is=fusion == "shared_is")
     xs = _inputs(dtype)
     assert max(equivariance_error(clf, groups, xs, output="invariant")) < tol(dtype)
     assert_equivariant(clf, groups, xs, output="invariant")
@@ -478,7 +478,7 @@ def test_a_backbone_shared_by_two_groups_is_registered_once(tmp_path) -> None:
     (safetensors round trip, channels-last included), and module-wide calls reach it."""
     safetensors = pytest.importorskip("safetensors.torch")
     backbone = nn.Sequential(nn.Conv2d(1, 3, 3, padding=1), nn.BatchNorm2d(3), nn.Flatten(), nn.Linear(3 * 25, 4))
-    net = MultiInputNetwork(backbone, [Rot90(), Flip(), Rot90()], output_actions="invariant", chunk_size=None)
+    net = MultiInputNetwork(backbone, [Rot90(), Flip(), Rot90()], output="invariant", chunk_size=None)
     every = dict(net.named_parameters(remove_duplicate=False)) | dict(net.named_buffers(remove_duplicate=False))
     assert len(every) == len(net.state_dict()) == len(backbone.state_dict())
     assert all(k.startswith("equitune.models.0.") for k in net.state_dict())
@@ -495,7 +495,7 @@ def test_a_backbone_shared_by_two_groups_is_registered_once(tmp_path) -> None:
     fresh = MultiInputNetwork(
         nn.Sequential(nn.Conv2d(1, 3, 3, padding=1), nn.BatchNorm2d(3), nn.Flatten(), nn.Linear(3 * 25, 4)),
         [Rot90(), Flip(), Rot90()],
-        output_actions="invariant",
+        output="invariant",
     ).double()
     missing, unexpected = safetensors.load_model(fresh, str(tmp_path / "w.safetensors"))
     assert not missing and not unexpected

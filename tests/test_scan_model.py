@@ -59,7 +59,7 @@ def test_fine_tuned_wrapped_model_is_exactly_equivariant_on_scan2(tmp_path: Path
     model = _trained_tiny_model(tmp_path, method)
     factors = factors_for(V, ["verb", "lr", "ud"])
     group = Product(*factors)
-    assert len(group) == 8 and group.is_direct
+    assert len(group) == 8 and group.factors_commute
     src, tgt = _batch()
     x = pack(src, tgt[:, :-1], N_IN)
     kwargs = {"src_len": src.shape[1]}
@@ -71,7 +71,7 @@ def test_fine_tuned_wrapped_model_is_exactly_equivariant_on_scan2(tmp_path: Path
     with CopyCounter(model) as counter:
         wrapped(x, **kwargs)
     assert counter.calls == 1 and counter.rows == (8 if method == "equitune" else 6) * x.shape[0]
-    assert wrapped.copies_per_input == counter.rows // x.shape[0]
+    assert wrapped.copies_per_example == counter.rows // x.shape[0]
     # greedy decoding of the wrapped model: decode(g·src) = g·decode(src) for all 8 elements, on the
     # sources that every non-identity element moves (a source fixed by g gets exactly tied logits
     # for each swapped pair, see test_symmetric_sources_get_exactly_tied_logits)

@@ -47,10 +47,10 @@ def _image_wrappers(model: nn.Module, dtype: torch.dtype) -> dict[str, nn.Module
     lam = _weight_net(3 * 8 * 8, dtype)
     return {
         "equitune_d4": Equitune(model, d4),
-        "lambda_d4": LambdaEquitune(model, d4, lam),
+        "lambda_d4": LambdaEquitune(model, d4, weight_net=lam),
         "equizero_d4": Equizero(model, d4),
         "multi_equitune": MultiEquitune(model, [Rot90(), Flip()]),
-        "multi_lambda": MultiLambdaEquitune(model, [Rot90(), Flip()], lam),
+        "multi_lambda": MultiLambdaEquitune(model, [Rot90(), Flip()], weight_net=lam),
         "multi_equizero": MultiEquizero(model, [Rot90(), Flip()]),
     }
 
@@ -78,10 +78,10 @@ def test_multi_equitune_uses_six_copies_for_d4_and_counts_each_view_once() -> No
 def _token_wrappers(model: nn.Module, dtype: torch.dtype) -> dict[str, Callable[[list[Group]], nn.Module]]:
     return {
         "equitune": lambda gs: Equitune(model, Product(*gs), output="vocab"),
-        "lambda": lambda gs: LambdaEquitune(model, Product(*gs), _TokenWeight(dtype), output="vocab"),
+        "lambda": lambda gs: LambdaEquitune(model, Product(*gs), weight_net=_TokenWeight(dtype), output="vocab"),
         "equizero": lambda gs: Equizero(model, Product(*gs), output="vocab"),
         "multi_equitune": lambda gs: MultiEquitune(model, gs, output="vocab"),
-        "multi_lambda": lambda gs: MultiLambdaEquitune(model, gs, _TokenWeight(dtype), output="vocab"),
+        "multi_lambda": lambda gs: MultiLambdaEquitune(model, gs, weight_net=_TokenWeight(dtype), output="vocab"),
         "multi_equizero": lambda gs: MultiEquizero(model, gs, output="vocab"),
     }
 
@@ -228,7 +228,7 @@ def test_lambda_weight_net_gets_gradients_and_constant_lambda_is_equitune() -> N
     model = TokenNet(V).double()
     lam = _TokenWeight(torch.float64)
     ids = torch.randint(0, V, (4, 6))
-    w = LambdaEquitune(model, C3(), lam, output="vocab")
+    w = LambdaEquitune(model, C3(), weight_net=lam, output="vocab")
     w(ids).square().sum().backward()
     assert lam.emb.weight.grad is not None and lam.emb.weight.grad.abs().sum() > 0
     nn.init.zeros_(lam.emb.weight)
@@ -347,4 +347,4 @@ def test_random_word_swap_groups_multi_equitune(data: st.DataObject) -> None:
     )
     wrapped = MultiEquitune(model, groups, output="vocab")
     assert equivariance_error(wrapped, Product(*groups), ids, "vocab") < 1e-12
-    assert wrapped.copies_per_input == sum(len(g) for g in groups)
+    assert wrapped.copies_per_example == sum(len(g) for g in groups)

@@ -15,9 +15,8 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from .groups import Group
-from .groups._actions import Action, resolve_action
-from .symmetrize._engine import TUNING, model_output_tensor
+from .groups import Action, Group, resolve_action
+from .symmetrize import is_tuning, model_output_tensor
 
 __all__ = ["CopyCounter", "assert_equivariant", "count_copies", "default_tolerance", "equivariance_error"]
 
@@ -229,7 +228,7 @@ class CopyCounter:
         self._handle: Any = None
 
     def _hook(self, module: nn.Module, args: tuple) -> None:
-        if TUNING.get():
+        if is_tuning():
             return
         self.calls += 1
         if args and isinstance(args[0], Tensor) and args[0].dim() > 0:

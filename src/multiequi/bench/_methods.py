@@ -26,10 +26,10 @@ from torch import Tensor, nn
 
 from .. import Equitune, MultiEquitune
 from ..groups import Group, resolve_action
-from ..symmetrize import model_output_tensor
+from ..symmetrize import examples_per_call, model_output_tensor
 from ._workloads import Workload
 
-__all__ = ["Method", "TTALoop", "build_methods", "chunk_label", "examples_per_call"]
+__all__ = ["Method", "TTALoop", "build_methods", "chunk_label"]
 
 ChunkSize = int | str | None
 
@@ -118,15 +118,6 @@ class Method:
     rows_factor: int = 1
     chunk_size: ChunkSize = None
     symmetrized: bool = False
-
-
-def examples_per_call(chunk: ChunkSize, batch: int, copies: int) -> int | None:
-    """Examples per model call that ``chunk_size`` gives a wrapper (``None``: decided by measurement)."""
-    if chunk is None:
-        return batch
-    if chunk == "auto":
-        return batch if batch * copies <= 8 or batch == 1 else None
-    return max(1, min(batch, int(chunk) // copies))
 
 
 def _contiguous_copy(model: nn.Module) -> nn.Module:

@@ -9,6 +9,11 @@ group acts on a stack of tensors in one tensor operation (:meth:`Group.transform
 - :class:`PermutationGroup`, :class:`MatrixGroup`: define your own group from permutations or
   matrices.
 - :class:`Action` and its subclasses: how outputs transform (``output=`` of the symmetrizers).
+
+Groups compare by structure (``Rot90() == Rot90()``) and draw seeded random elements
+(:meth:`Group.sample`). To define a new group, subclass :class:`Group` (its docstring has an
+example); :func:`as_elements`, :func:`checks_enabled` and :func:`trusted` are the helpers a
+subclass uses.
 """
 
 from ._actions import Action as Action
@@ -20,12 +25,15 @@ from ._actions import PermutationAction as PermutationAction
 from ._actions import VocabAction as VocabAction
 from ._actions import resolve_action as resolve_action
 from ._base import Group as Group
+from ._base import as_elements as as_elements
+from ._base import checks_enabled as checks_enabled
+from ._base import trusted as trusted
 from ._images import Flip as Flip
-from ._images import PermutationGroup as PermutationGroup
-from ._images import PositionGroup as PositionGroup
 from ._images import Rot90 as Rot90
 from ._linear import MatrixGroup as MatrixGroup
 from ._linear import TrivialGroup as TrivialGroup
+from ._permutations import PermutationGroup as PermutationGroup
+from ._positions import PositionGroup as PositionGroup
 from ._product import Product as Product
 from ._tokens import TokenCycles as TokenCycles
 
@@ -46,5 +54,8 @@ __all__ = [
     "TokenCycles",
     "TrivialGroup",
     "VocabAction",
+    "as_elements",
+    "checks_enabled",
     "resolve_action",
+    "trusted",
 ]

@@ -15,18 +15,29 @@ from collections.abc import Iterator, Sequence
 import torch
 from torch import Tensor
 
-__all__ = ["Group", "as_elements", "on_device", "trusted"]
+__all__ = ["Group", "as_elements", "checks_enabled", "on_device", "trusted"]
 
 _TRUSTED: contextvars.ContextVar[bool] = contextvars.ContextVar("multiequi_trusted", default=False)
 
 
 @contextlib.contextmanager
 def trusted() -> Iterator[None]:
-    """Skip the value checks of group actions (token-id ranges) inside this block.
+    """Skip the value checks of group actions (element and token-id ranges) inside this block.
 
     The symmetrizers validate their input once with :meth:`Group.validate`, then build orbits,
     canonical forms and aligned outputs from it; re-checking every derived tensor would cost a
-    reduction per factor and per call (measured: most of the fixed cost of a small call).
+    reduction per factor and per call (measured: most of the fixed cost of a small call). A
+    :class:`Group` subclass skips its own value checks when :func:`checks_enabled` is ``False``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from multiequi.groups import Rot90, checks_enabled, trusted
+    >>> with trusted():
+    ...     checks_enabled()
+    False
+    >>> checks_enabled()
+    True
     """
     token = _TRUSTED.set(True)
     try:
@@ -36,7 +47,8 @@ def trusted() -> Iterator[None]:
 
 
 def checks_enabled() -> bool:
-    """``False`` inside :func:`trusted`."""
+    """``False`` inside :func:`trusted`: a group's :meth:`~Group.transform` may then skip the
+    value checks of its arguments (they were validated once, upstream)."""
     return not _TRUSTED.get()
 
 
@@ -55,7 +67,16 @@ def on_device(owner: object, name: str, t: Tensor, device: torch.device | str) -
 
 def as_elements(elements: Tensor | Sequence[int] | int, order: int, device: torch.device) -> Tensor:
     """Return ``elements`` as a 1-D int64 tensor on ``device``, checked against ``order``
-    (outside :func:`trusted`)."""
+    (outside :func:`trusted`). Subclasses of :class:`Group` call it at the start of
+    :meth:`~Group.transform`.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from multiequi.groups import as_elements
+    >>> as_elements([0, 3], 4, torch.device("cpu"))
+    tensor([0, 3])
+    """
     if isinstance(elements, int):
         elements = [elements]
     e = torch.as_tensor(elements, dtype=torch.long, device=device).reshape(-1)
@@ -73,9 +94,22 @@ class Group:
     readable name. ``table[a, b]`` is the index of ``a ∘ b`` (apply ``b`` first, then ``a``), and
     ``inverses[a]`` the index of ``a⁻¹``.
 
-    Subclasses implement :meth:`transform` (the action on a stack of tensors, one tensor
-    operation) and :meth:`probe` (a small tensor on which the action is faithful, used to
-    check compositions and to build products).
+    Groups compare by structure: two groups are equal (and hash alike) when they are the same
+    group acting the same way, e.g. ``Rot90() == Rot90()`` and
+    ``Product(Rot90(), Flip()) == Product(Rot90(), Flip())`` (see :meth:`signature`).
+
+    Defining a new group (the public extension point): subclass :class:`Group`, pass the
+    composition table and element names to ``__init__``, and implement
+
+    - :meth:`transform` (the action on a stack of tensors, one tensor operation; start it with
+      :func:`as_elements`),
+    - :meth:`probe` (a small tensor on which the action is faithful, used to check
+      compositions and to build products),
+    - :meth:`signature` (a hashable description of the group and its action, for equality),
+
+    and optionally :meth:`validate` (input checks), :meth:`canonicalize` (how multi-equitune
+    makes an input invariant to this group; default: a fixed template) and
+    :meth:`transform_vocab` (an action on an output vocabulary).
 
     Examples
     --------
@@ -87,6 +121,25 @@ class Group:
     >>> x = torch.arange(4.0).reshape(2, 2)
     >>> G.orbit(x).shape
     torch.Size([4, 2, 2])
+    >>> G == Rot90(), G.sample(5, torch.Generator().manual_seed(0)).tolist()
+    (True, [0, 3, 1, 0, 3])
+
+    A new group: sign flips of vectors (C2 acting by ``x -> -x``).
+
+    >>> from multiequi.groups import Group, as_elements
+    >>> class SignFlip(Group):
+    ...     def __init__(self):
+    ...         super().__init__(torch.tensor([[0, 1], [1, 0]]), ["e", "neg"])
+    ...     def transform(self, x, elements):
+    ...         e = as_elements(elements, len(self), x.device)
+    ...         sign = 1 - 2 * e.to(x.dtype)
+    ...         return x * sign.reshape(-1, *[1] * (x.dim() - 1))
+    ...     def probe(self):
+    ...         return torch.ones(1, dtype=torch.float64)
+    ...     def signature(self):
+    ...         return ()
+    >>> SignFlip().act(torch.tensor([1.0, -2.0]), 1), SignFlip() == SignFlip()
+    (tensor([-1.,  2.]), True)
     """
 
     #: How :class:`~multiequi.MultiEquitune` makes an input invariant to this group:
@@ -94,8 +147,10 @@ class Group:
     #: ``"collapse"`` (map each orbit to a representative, as for word swaps).
     canonicalization: str = "template"
 
-    #: ``False`` only for a :class:`~multiequi.groups.Product` whose factors do not commute.
-    is_direct: bool = True
+    #: Whether the factors' actions commute (``True`` for a group that is not a product). Only a
+    #: :class:`~multiequi.groups.Product` of non-commuting factors, such as ``Rot90()`` and
+    #: ``Flip()`` (which generate D4, not C4 × C2), has ``False``.
+    factors_commute: bool = True
 
     def __init__(self, table: Tensor, names: Sequence[str]) -> None:
         table = torch.as_tensor(table, dtype=torch.long)
@@ -152,6 +207,44 @@ class Group:
     def is_abelian(self) -> bool:
         """Whether all elements commute."""
         return bool(torch.equal(self._table, self._table.T))
+
+    def sample(self, n: int, generator: torch.Generator | None = None) -> Tensor:
+        """``n`` independent uniformly random elements (int64, on the CPU), drawn from
+        ``generator`` (default: torch's global generator), so a seeded generator gives the same
+        elements on every run.
+
+        Examples
+        --------
+        >>> import torch
+        >>> from multiequi.groups import Flip
+        >>> Flip().sample(6, torch.Generator().manual_seed(1)).tolist()
+        [1, 1, 0, 0, 1, 1]
+        """
+        if isinstance(n, bool) or not isinstance(n, int) or n < 0:
+            raise ValueError(f"sample needs a number of elements n >= 0, got {n!r}")
+        return torch.randint(len(self), (n,), generator=generator)
+
+    # ------------------------------------------------------------------ equality
+    def signature(self) -> tuple:
+        """A hashable description of this group *and its action*: groups are equal when their
+        types and signatures are.
+
+        The built-in groups describe themselves by their parameters (``Rot90``: its dims;
+        ``TokenCycles``: its cycles and vocabularies; ``Product``: its factors). The default
+        here is the object's identity, so a subclass that does not override it is equal only to
+        itself.
+        """
+        return (id(self),)
+
+    def __eq__(self, other: object) -> bool:
+        if self is other:
+            return True
+        if not isinstance(other, Group) or type(self) is not type(other):
+            return NotImplemented if not isinstance(other, Group) else False
+        return self.signature() == other.signature()
+
+    def __hash__(self) -> int:
+        return hash((type(self).__qualname__, self.signature()))
 
     # ------------------------------------------------------------------ action
     def transform(self, x: Tensor, elements: Tensor) -> Tensor:

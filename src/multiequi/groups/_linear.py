@@ -44,26 +44,25 @@ class MatrixGroup(Group):
             raise ValueError("matrices are not closed under multiplication")
         super().__init__(best, list(names) if names is not None else [f"g{g}" for g in range(n)])
         self.matrices_ = m
-        self.dim_ = d
-
-    @property
-    def dim(self) -> int:
-        """Size ``d`` of the last dimension the matrices act on."""
-        return self.dim_
+        #: Size ``d`` of the vectors the matrices act on (the last dimension of the input).
+        self.size = d
 
     def transform(self, x: Tensor, elements: Tensor) -> Tensor:
         e = as_elements(elements, len(self), x.device)
-        if x.shape[0] != e.numel() or x.shape[-1] != self.dim_:
-            raise ValueError(f"{self!r} expects a stack of shape ({e.numel()}, ..., {self.dim_}), got {tuple(x.shape)}")
+        if x.shape[0] != e.numel() or x.shape[-1] != self.size:
+            raise ValueError(f"{self!r} expects a stack of shape ({e.numel()}, ..., {self.size}), got {tuple(x.shape)}")
         mats = self.matrices_.to(device=x.device, dtype=x.dtype)[e]  # (m, d, d)
-        flat = x.reshape(x.shape[0], -1, self.dim_)
+        flat = x.reshape(x.shape[0], -1, self.size)
         return torch.einsum("mij,mbj->mbi", mats, flat).reshape(x.shape)
 
     def probe(self) -> Tensor:
-        return torch.eye(self.dim_, dtype=torch.float64)
+        return torch.eye(self.size, dtype=torch.float64)
+
+    def signature(self) -> tuple:
+        return (tuple(self.matrices_.shape), self.matrices_.numpy().tobytes())
 
     def __repr__(self) -> str:
-        return f"MatrixGroup(order={len(self)}, dim={self.dim_})"
+        return f"MatrixGroup(order={len(self)}, size={self.size})"
 
 
 class TrivialGroup(Group):
@@ -84,6 +83,9 @@ class TrivialGroup(Group):
 
     def probe(self) -> Tensor:
         return torch.zeros(1, dtype=torch.float64)
+
+    def signature(self) -> tuple:
+        return ()
 
     def __repr__(self) -> str:
         return "TrivialGroup()"

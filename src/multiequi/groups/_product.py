@@ -28,7 +28,7 @@ class Product(Group):
     this is the direct product ``G_1 × … × G_N``. When they do not, as for ``Rot90()`` and
     ``Flip()``, which generate the dihedral group D4 (``r f = f r⁻¹``), the same eight
     transformations still form a group and the composition table and inverses are those of
-    the transformations themselves, computed on a probe; :attr:`is_direct` is then ``False``
+    the transformations themselves, computed on a probe; :attr:`factors_commute` is then ``False``
     (symmetrizers over this group stay exact; :class:`~multiequi.MultiEquitune` refuses
     non-invariant outputs for such factors).
 
@@ -36,11 +36,13 @@ class Product(Group):
     --------
     >>> from multiequi.groups import Rot90, Flip, TokenCycles, Product
     >>> D4 = Product(Rot90(), Flip())
-    >>> len(D4), D4.is_direct
-    (8, False)
+    >>> len(D4), D4.factors_commute, D4 == Product(Rot90(), Flip())
+    (8, False, True)
     >>> G = Product(TokenCycles([[1, 2]], 10), TokenCycles([[3, 4, 5]], 10))
-    >>> len(G), G.is_direct
+    >>> len(G), G.factors_commute
     (6, True)
+    >>> G.embedding(1).tolist()            # the product's indices of the second factor's elements
+    [0, 1, 2]
     """
 
     def __init__(self, *factors: Group) -> None:
@@ -64,8 +66,8 @@ class Product(Group):
             for idx in itertools.product(*[range(s) for s in sizes])
         ]
         self._probe_tensor = self._combined_probe()
-        self.is_direct = self._factors_commute()
-        if self.is_direct:
+        self.factors_commute = self._factors_commute()
+        if self.factors_commute:
             table = self._direct_table()
         else:
             if n > _MAX_NONCOMMUTING_ORDER:
@@ -80,6 +82,17 @@ class Product(Group):
     def decompose(self, elements: Tensor) -> list[Tensor]:
         """Factor indices of product elements: one tensor per factor."""
         return [(elements // s) % n for s, n in zip(self._strides, self._sizes, strict=True)]
+
+    def embedding(self, i: int) -> Tensor:
+        """The product's indices of the elements of factor ``i``: entry ``k`` is the index of
+        ``(e, …, g_k, …, e)`` (the ``k``-th element of factor ``i``, identity elsewhere)."""
+        if not -len(self.factors) <= i < len(self.factors):
+            raise IndexError(f"factor index {i} out of range for a product of {len(self.factors)} factors")
+        i %= len(self.factors)
+        return torch.arange(self._sizes[i]) * self._strides[i]
+
+    def signature(self) -> tuple:
+        return tuple((type(f).__qualname__, f.signature()) for f in self.factors)
 
     def _direct_table(self) -> Tensor:
         n = self._strides[0] * self._sizes[0]
@@ -172,7 +185,7 @@ class Product(Group):
     def transform_vocab(self, y: Tensor, elements: Tensor) -> Tensor:
         if not self.has_vocab_action:
             return super().transform_vocab(y, elements)
-        if not self.is_direct:
+        if not self.factors_commute:
             raise ValueError(f"output='vocab' needs commuting factors; {self.factors} do not commute")
         return self._apply(y, elements, vocab=True)
 

@@ -8,7 +8,7 @@ import torch
 from torch import Tensor
 
 from ._base import Group, as_elements, checks_enabled, on_device
-from ._images import cyclic_table
+from ._positions import cyclic_table
 
 __all__ = ["TokenCycles"]
 
@@ -146,6 +146,15 @@ class TokenCycles(Group):
 
     def out_probe(self) -> Tensor:
         return torch.tensor(sorted(t for c in self.out_cycles for t in c), dtype=torch.long)
+
+    def signature(self) -> tuple:
+        # the order inside each cycle matters: the first id is the orbit's representative
+        return (
+            tuple(map(tuple, self.cycles)),
+            self.vocab_size,
+            tuple(map(tuple, self.out_cycles)),
+            self.out_vocab_size,
+        )
 
     def __repr__(self) -> str:
         return f"TokenCycles({self.cycles}, vocab_size={self.vocab_size})"

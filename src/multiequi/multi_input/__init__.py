@@ -11,8 +11,13 @@ over the product ``G_1 × … × G_N`` costs ``Π |G_i|`` copies; these layers c
 - :func:`equivariant_linear_basis`, :func:`equivariant_linear_dimension`, :class:`EquivariantLinear`:
   the paper's exact characterization of equivariant linear maps on ``X_1 ⊕ … ⊕ X_N``.
 - :func:`symmetrize_output`: the output symmetrizer ``S_G[y] = 1/|G| Σ_g g·y``.
+- :func:`sample_elements`, :func:`transform_inputs`, :func:`joint_group`: inputs stacked on one
+  axis, each transformed by its own group (seeded), and the group of all of them together.
 """
 
+from ._inputs import joint_group as joint_group
+from ._inputs import sample_elements as sample_elements
+from ._inputs import transform_inputs as transform_inputs
 from ._is_layer import ISLayer as ISLayer
 from ._is_layer import symmetrize_output as symmetrize_output
 from ._linear import EquivariantLinear as EquivariantLinear
@@ -32,5 +37,8 @@ __all__ = [
     "MultiInputNetwork",
     "equivariant_linear_basis",
     "equivariant_linear_dimension",
+    "joint_group",
+    "sample_elements",
     "symmetrize_output",
+    "transform_inputs",
 ]

@@ -44,7 +44,7 @@ class ISLayer(nn.Module):
     out_group : Group or None
         The group acting on the output; the output is fixed by it. ``None``: no output
         symmetrization (the layer is then the input average ``A_{G_in}[M]``).
-    out_action : {"same", "vocab", "invariant"} or Action
+    output : {"same", "vocab", "invariant"} or Action
         How ``out_group`` acts on the model's output (ignored when ``out_group`` is ``None``).
     chunk_size : int, "auto" or None
         Rows per model call, as in :class:`~multiequi.Equitune`.
@@ -72,7 +72,8 @@ class ISLayer(nn.Module):
         model: nn.Module | Callable[..., Any],
         in_group: Group,
         out_group: Group | None,
-        out_action: Output = "same",
+        *,
+        output: Output = "same",
         chunk_size: ChunkSize = "auto",
         sorted_sum: bool = True,
     ) -> None:
@@ -83,7 +84,7 @@ class ISLayer(nn.Module):
         self.average = Equitune(model, in_group, output="invariant", chunk_size=chunk_size, sorted_sum=sorted_sum)
         self.in_group = in_group
         self.out_group = out_group
-        self.out_action: Action | None = None if out_group is None else resolve_action(out_group, out_action)
+        self.output: Action | None = None if out_group is None else resolve_action(out_group, output)
         self.sorted_sum = sorted_sum
 
     @property
@@ -92,16 +93,16 @@ class ISLayer(nn.Module):
         return self.average.model
 
     @property
-    def copies_per_input(self) -> int:
-        """Transformed copies of each input that go through the model (``|G_in|``)."""
+    def copies_per_example(self) -> int:
+        """Transformed copies of each example that go through the model (``|G_in|``)."""
         return len(self.in_group)
 
     def forward(self, x: Tensor, *args: Any, **kwargs: Any) -> Tensor:
         """``S_out[A_{G_in}[M](x)]`` for the batch ``x`` (batch dimension first)."""
         y = self.average(x, *args, **kwargs)
-        if self.out_action is None:
+        if self.output is None:
             return y
-        return apply_symmetrizer(y, self.out_action, self.sorted_sum)
+        return apply_symmetrizer(y, self.output, self.sorted_sum)
 
     def extra_repr(self) -> str:
-        return f"in_group={self.in_group!r}, out_group={self.out_group!r}, out_action={self.out_action!r}"
+        return f"in_group={self.in_group!r}, out_group={self.out_group!r}, output={self.output!r}"

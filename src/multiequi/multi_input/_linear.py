@@ -43,7 +43,7 @@ class _Rep:
     def __init__(self, spec: Any, where: str) -> None:
         self.group: Group | None = None
         if isinstance(spec, MatrixGroup):
-            spec = (spec, (spec.dim,))
+            spec = (spec, (spec.size,))
         if isinstance(spec, Tensor):
             m = spec.detach().to("cpu", torch.float64)
             if m.dim() != 3 or m.shape[1] != m.shape[2] or m.shape[0] < 1:

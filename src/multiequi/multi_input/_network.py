@@ -44,9 +44,7 @@ def _per_input_outputs(outputs: Any, groups: list[Group]) -> list[Action]:
     n = len(groups)
     if isinstance(outputs, (list, tuple)):
         if len(outputs) != n:
-            raise ValueError(
-                f"output_actions must be one entry or a list of {n} entries (one per input), got {len(outputs)}"
-            )
+            raise ValueError(f"output must be one entry or a list of {n} entries (one per input), got {len(outputs)}")
         return [resolve_action(g, o) for g, o in zip(groups, outputs, strict=True)]
     return [resolve_action(g, outputs) for g in groups]
 
@@ -63,7 +61,8 @@ class _SharedCalls(nn.Module):
 
     Each distinct model is registered once (``models.<k>``); the symmetrizers are kept in a plain
     list, so a backbone shared by two groups (views with C4 and with C2) has one name in the
-    state dict, not one per wrapper.
+    state dict, not one per wrapper. Groups are matched by equality (``Rot90() == Rot90()``),
+    models by identity.
     """
 
     def __init__(
@@ -75,7 +74,7 @@ class _SharedCalls(nn.Module):
         distinct: dict[int, nn.Module] = {}
         self.slot: list[int] = []
         for m, g, o in zip(models, groups, outputs, strict=True):
-            key = (id(m), id(g), _key(o))
+            key = (id(m), g, _key(o))
             if key not in index:
                 index[key] = len(wrappers)
                 wrappers.append(Equitune(m, g, output=o, chunk_size=chunk_size, sorted_sum=sorted_sum))
@@ -108,12 +107,12 @@ class MultiInputNetwork(nn.Module):
 
     Inputs ``x_1, …, x_N`` each carry a group ``G_i`` acting on ``x_i`` only; the network is
     equivariant to the product ``G_1 × … × G_N`` acting componentwise: transforming ``x_i`` by
-    ``g_i`` moves output ``y_i`` by ``g_i`` (``output_actions[i]``) and leaves every other output
+    ``g_i`` moves output ``y_i`` by ``g_i`` (``output[i]``) and leaves every other output
     unchanged. Equitune over the product would cost ``Π |G_i|`` copies per example; this costs
     ``Σ |G_i|`` for the equitune terms plus ``|G_i|`` per IS term fed by input ``i``
     (``Σ |G_i|`` in all with ``shared_is=True``).
 
-    The diagonal terms are equitune (:class:`~multiequi.Equitune`, output ``output_actions[j]``);
+    The diagonal terms are equitune (:class:`~multiequi.Equitune`, output ``output[j]``);
     the cross terms are invariant-symmetric layers ``IS_ij(x_i) = S_{G_j}[A_{G_i}[M_ij](x_i)]``
     (:class:`ISLayer`): invariant to ``G_i`` and fixed by ``G_j``, as the paper's linear
     characterization requires (an equivariant cross term, as in DSS, would be wrong here because
@@ -125,8 +124,8 @@ class MultiInputNetwork(nn.Module):
         The models ``M_j`` of the equitune terms: one shared by every input (Siamese), or one
         per input. Model ``j`` maps ``x_j`` to ``y_j``.
     groups : list of Group
-        ``G_1, …, G_N``; their number is the number of inputs. Passing the same object several
-        times (``[Rot90()] * 4``) lets inputs of equal shape that also share a model go through
+        ``G_1, …, G_N``; their number is the number of inputs. Inputs of equal shape with equal
+        groups (``[Rot90()] * 4``, or ``Rot90()`` four times) that also share a model go through
         it in one batched call.
     is_models : None, nested list, mapping, or (with ``shared_is``) a model or list of models
         The cross terms. Without ``shared_is``: ``None`` (no cross terms), an ``N × N`` nested
@@ -138,7 +137,7 @@ class MultiInputNetwork(nn.Module):
         One IS branch per input: ``f_i = A_{G_i}[M_i](x_i)`` is computed once, the cross sum is
         ``Σ_{i≠j} f_i = Σ_i f_i − f_j`` ("sum over all minus self") and, ``S`` being linear,
         ``S_{G_j}`` is applied once after the sum: ``y_j = E_{G_j}[M_j](x_j) + S_{G_j}[Σ_{i≠j} f_i]``.
-    output_actions : {"same", "vocab", "invariant"}, Action, or a list with one per input
+    output : {"same", "vocab", "invariant"}, Action, or a list with one per input
         How ``G_j`` acts on ``y_j``.
     chunk_size : int, "auto" or None
         Rows per model call, as in :class:`~multiequi.Equitune`.
@@ -171,9 +170,10 @@ class MultiInputNetwork(nn.Module):
         self,
         models: Model | Sequence[Model],
         groups: Sequence[Group],
+        *,
         is_models: ISModels = None,
         shared_is: bool = False,
-        output_actions: Output | Sequence[Output] = "same",
+        output: Output | Sequence[Output] = "same",
         chunk_size: ChunkSize = "auto",
         sorted_sum: bool = True,
     ) -> None:
@@ -185,8 +185,8 @@ class MultiInputNetwork(nn.Module):
                 raise TypeError(f"groups[{i}] must be a Group object, got {type(g).__name__}")
         self.groups = list(groups)
         n = self.n_inputs = len(self.groups)
-        self.actions = _per_input_outputs(output_actions, self.groups)
-        outputs = list(output_actions) if isinstance(output_actions, (list, tuple)) else [output_actions] * n
+        self.actions = _per_input_outputs(output, self.groups)
+        outputs = list(output) if isinstance(output, (list, tuple)) else [output] * n
         self.shared_is = bool(shared_is)
         self.sorted_sum = sorted_sum
         self.equitune = _SharedCalls(
@@ -206,7 +206,12 @@ class MultiInputNetwork(nn.Module):
             for (i, j), m in self._pairs(is_models).items():
                 self.pairs.append((i, j))
                 self.is_layers[f"{i}_{j}"] = ISLayer(
-                    m, self.groups[i], self.groups[j], self.actions[j], chunk_size, sorted_sum
+                    m,
+                    self.groups[i],
+                    self.groups[j],
+                    output=self.actions[j],
+                    chunk_size=chunk_size,
+                    sorted_sum=sorted_sum,
                 )
 
     def _pairs(self, is_models: ISModels) -> dict[tuple[int, int], Model]:
@@ -311,7 +316,7 @@ class MultiInputClassifier(nn.Module):
     other inputs by IS terms, which for invariant outputs are ``A_{G_i}[M_ij](x_i)``); the
     features are fused (concatenated, stacked, summed or averaged) and passed to ``head``. The
     result is invariant to every ``G_i`` acting on its own input, hence to the whole product.
-    It is a :class:`MultiInputNetwork` with ``output_actions="invariant"`` followed by a head.
+    It is a :class:`MultiInputNetwork` with ``output="invariant"`` followed by a head.
 
     Parameters
     ----------
@@ -334,7 +339,7 @@ class MultiInputClassifier(nn.Module):
     >>> from multiequi.multi_input import MultiInputClassifier
     >>> from multiequi.groups import Rot90
     >>> backbone = nn.Sequential(nn.Flatten(), nn.Linear(16, 8))            # one Siamese branch
-    >>> clf = MultiInputClassifier(backbone, [Rot90()] * 3, head=nn.Linear(3 * 8, 5))
+    >>> clf = MultiInputClassifier(backbone, [Rot90(), Rot90(), Rot90()], head=nn.Linear(3 * 8, 5))
     >>> views = torch.randn(2, 3, 1, 4, 4)                                  # 3 views per example
     >>> logits = clf(*views.unbind(1))
     >>> turned = [torch.rot90(v, k, (-2, -1)) for v, k in zip(views.unbind(1), (1, 2, 3))]
@@ -346,6 +351,7 @@ class MultiInputClassifier(nn.Module):
         self,
         models: Model | Sequence[Model],
         groups: Sequence[Group],
+        *,
         head: Model | None = None,
         fuse: Fuse = "concat",
         is_models: ISModels = None,
@@ -358,7 +364,15 @@ class MultiInputClassifier(nn.Module):
             raise ValueError(f"fuse must be 'concat', 'stack', 'sum' or 'mean', got {fuse!r}")
         if head is not None and not callable(head):
             raise TypeError(f"head must be callable or None, got {type(head).__name__}")
-        self.features = MultiInputNetwork(models, groups, is_models, shared_is, "invariant", chunk_size, sorted_sum)
+        self.features = MultiInputNetwork(
+            models,
+            groups,
+            is_models=is_models,
+            shared_is=shared_is,
+            output="invariant",
+            chunk_size=chunk_size,
+            sorted_sum=sorted_sum,
+        )
         self.head = head
         self.fuse = fuse
 

@@ -20,8 +20,8 @@ Reduction = Literal["sum", "mean"]
 class _SetLayer(nn.Module):
     """``y_j = L1(x_j) + L2(Σ_i x_i)`` over a set axis; ``L1`` and ``L2`` act on one element."""
 
-    element: Model
-    aggregate: Model
+    element_model: Model
+    set_model: Model
 
     def _init_set(self, reduction: str, set_dim: int, sorted_sum: bool) -> None:
         if reduction not in ("sum", "mean"):
@@ -51,9 +51,9 @@ class _SetLayer(nn.Module):
             raise ValueError(f"the set axis (dim {self.set_dim}) is empty in an input of shape {tuple(x.shape)}")
         xm = x.movedim(d, 1)
         b, n = xm.shape[:2]
-        per = self.element(xm.reshape(b * n, *xm.shape[2:]))
+        per = self.element_model(xm.reshape(b * n, *xm.shape[2:]))
         per = per.reshape(b, n, *per.shape[1:])
-        pooled = self.aggregate(self._reduce(xm))
+        pooled = self.set_model(self._reduce(xm))
         if pooled.shape[0] != b or pooled.shape[1:] != per.shape[2:]:
             raise ValueError(
                 f"the set term has shape {tuple(pooled.shape)} but the element term has per-element shape "
@@ -98,6 +98,7 @@ class DeepSetsLayer(_SetLayer):
         self,
         element_model: Model,
         set_model: Model,
+        *,
         reduction: Reduction = "sum",
         set_dim: int = 1,
         sorted_sum: bool = True,
@@ -106,8 +107,8 @@ class DeepSetsLayer(_SetLayer):
         for name, m in (("element_model", element_model), ("set_model", set_model)):
             if not callable(m):
                 raise TypeError(f"{name} must be callable (an nn.Module or a function), got {type(m).__name__}")
-        self.element = element_model
-        self.aggregate = set_model
+        self.element_model = element_model
+        self.set_model = set_model
         self._init_set(reduction, set_dim, sorted_sum)
 
     @classmethod
@@ -116,7 +117,9 @@ class DeepSetsLayer(_SetLayer):
     ) -> DeepSetsLayer:
         """The classic layer ``y_j = W1 x_j + W2 Σ_i x_i + b`` on elements in ``R^in_features``."""
         return cls(
-            nn.Linear(in_features, out_features, bias=bias), nn.Linear(in_features, out_features, bias=False), reduction
+            nn.Linear(in_features, out_features, bias=bias),
+            nn.Linear(in_features, out_features, bias=False),
+            reduction=reduction,
         )
 
 
@@ -168,6 +171,7 @@ class DSSLayer(_SetLayer):
         element_model: Model,
         set_model: Model,
         group: Group,
+        *,
         output: Output = "same",
         reduction: Reduction = "sum",
         set_dim: int = 1,
@@ -180,6 +184,6 @@ class DSSLayer(_SetLayer):
                 f"group must be a Group object (the group shared by every element), got {type(group).__name__}"
             )
         self.group = group
-        self.element = Equitune(element_model, group, output=output, chunk_size=chunk_size, sorted_sum=sorted_sum)
-        self.aggregate = Equitune(set_model, group, output=output, chunk_size=chunk_size, sorted_sum=sorted_sum)
+        self.element_model = Equitune(element_model, group, output=output, chunk_size=chunk_size, sorted_sum=sorted_sum)
+        self.set_model = Equitune(set_model, group, output=output, chunk_size=chunk_size, sorted_sum=sorted_sum)
         self._init_set(reduction, set_dim, sorted_sum)

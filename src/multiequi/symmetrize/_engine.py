@@ -37,18 +37,74 @@ from typing import Any, Literal
 import torch
 from torch import Tensor, nn
 
-from ..groups import Group, Product
-from ..groups._actions import Action, AxisPermutation, resolve_action
-from ..groups._base import trusted
+from ..groups import Action, AxisPermutation, Group, Product, resolve_action, trusted
 
-__all__ = ["TUNING", "Symmetrizer", "model_output_tensor"]
+__all__ = [
+    "Branch",
+    "Symmetrizer",
+    "apply_symmetrizer",
+    "examples_per_call",
+    "is_tuning",
+    "model_output_tensor",
+    "sequential_sum",
+    "sorted_mean",
+    "symmetrize_output",
+]
 
 Output = Literal["invariant", "same", "vocab"] | Action
 Aggregate = Literal["raw", "logits", "probs", "log_probs"]
 ChunkSize = int | Literal["auto"] | None
 
-#: ``True`` while the ``chunk_size="auto"`` tuner runs extra model calls (copy counters skip them).
-TUNING: contextvars.ContextVar[bool] = contextvars.ContextVar("multiequi_tuning", default=False)
+# ``True`` while the ``chunk_size="auto"`` tuner runs extra model calls (copy counters skip them)
+_TUNING: contextvars.ContextVar[bool] = contextvars.ContextVar("multiequi_tuning", default=False)
+
+#: Below this many rows (examples × copies) a batch goes in one call: measuring is not worth it.
+AUTO_MIN_ROWS = 8
+
+
+def is_tuning() -> bool:
+    """``True`` while a wrapper's ``chunk_size="auto"`` tuner makes its extra timing calls, so
+    that hooks counting the calls that reach a model (:class:`~multiequi.testing.CopyCounter`)
+    can leave them out."""
+    return _TUNING.get()
+
+
+def examples_per_call(chunk_size: ChunkSize, batch: int, copies: int, *, measure: bool = True) -> int | None:
+    """How many examples (each with all its ``copies``) a wrapper sends to the model per call.
+
+    The one chunking rule of every symmetrizer (and of the benchmarks that predict it):
+
+    - ``None``: the whole batch in one call;
+    - an int: ``chunk_size // copies`` examples (at least one, at most the batch): calls hold
+      whole orbits;
+    - ``"auto"``: the whole batch when measuring is pointless (one example, at most
+      :data:`AUTO_MIN_ROWS` rows) or not allowed (``measure=False``: gradients enabled or the model
+      in training mode, where one call keeps BatchNorm statistics over whole orbits); otherwise
+      ``None``, meaning "measured on the first call for this input shape".
+
+    Examples
+    --------
+    >>> from multiequi.symmetrize import examples_per_call
+    >>> examples_per_call(None, 32, 6), examples_per_call(48, 32, 6), examples_per_call(4, 32, 6)
+    (32, 8, 1)
+    >>> examples_per_call("auto", 1, 8), examples_per_call("auto", 32, 6)
+    (1, None)
+    >>> examples_per_call("auto", 32, 6, measure=False)
+    32
+    """
+    if chunk_size is None:
+        return batch
+    if chunk_size == "auto":
+        return batch if batch <= 1 or batch * copies <= AUTO_MIN_ROWS or not measure else None
+    return max(1, min(batch, int(chunk_size) // copies))
+
+
+def _check_chunk_size(chunk_size: Any) -> ChunkSize:
+    if chunk_size is None or chunk_size == "auto":
+        return chunk_size
+    if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1:
+        raise ValueError(f"chunk_size must be a positive int, 'auto' or None, got {chunk_size!r}")
+    return chunk_size
 
 
 def model_output_tensor(out: Any) -> Tensor:
@@ -107,8 +163,21 @@ def _lexicographic_ranks(rows: Tensor) -> Tensor:
     return ranks.reshape(k, b)
 
 
-class _Branch:
-    """One factor ``G_i`` of the group, with the other factors ``G_-i`` and the output actions."""
+class Branch:
+    """One branch of a symmetrizer: a factor ``G_i``, the product ``G_-i`` of the other factors
+    and their output actions (what :meth:`Symmetrizer.reduce` receives).
+
+    Attributes
+    ----------
+    group : Group
+        The factor ``G_i`` whose ``|G_i|`` copies this branch sends through the model.
+    others : Group or None
+        ``G_-i``, to which the branch's input is made invariant (``None`` for one group).
+    action : Action
+        How ``G_i`` acts on the output.
+    other_actions : list of Action
+        How each other factor acts on the output (empty for invariant outputs).
+    """
 
     def __init__(
         self, group: Group, others: Group | None, action: Action, other_actions: list[Action], sorted_sum: bool
@@ -277,16 +346,40 @@ def symmetrize_output(y: Tensor, group: Group, output: Output = "same", *, sorte
 
 
 class Symmetrizer(nn.Module):
-    """Base class of the wrappers: holds the model, the branches and the batched call.
+    """Base class of the six wrappers: the model, the branches and the batched call.
 
-    Subclasses choose the branches and implement :meth:`reduce`, which turns one branch's
-    aligned outputs ``(|G_i|, B, ...)`` into ``(B, ...)``.
+    ``Symmetrizer(model, G)`` is equitune over ``G``; ``Symmetrizer(model, [G1, G2, ...])`` is
+    multi-equitune over the factors (one branch per factor, ``Σ |G_i|`` copies). Every wrapper
+    takes the same arguments: the model, the group or groups, then keyword-only ``output``,
+    ``aggregate``, ``chunk_size`` and ``sorted_sum`` (see :class:`~multiequi.Equitune`).
+
+    New reductions (the public extension point): subclass and override :meth:`reduce`, which
+    turns one branch's outputs, aligned with ``g⁻¹``, from ``(|G_i|, B, ...)`` into ``(B, ...)``.
+    The result stays equivariant when the reduction does not depend on the order of the copies
+    (a mean, a weighted mean with weights computed from the copies, a selection).
+
+    Examples
+    --------
+    A wrapper that keeps the largest score of every class over the rotations:
+
+    >>> import torch
+    >>> from multiequi import Symmetrizer
+    >>> from multiequi.groups import Rot90
+    >>> class MaxOverRotations(Symmetrizer):
+    ...     def reduce(self, branch, aligned, raw, inputs):
+    ...         return aligned.amax(0)
+    >>> net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(9, 3))
+    >>> f = MaxOverRotations(net, Rot90())
+    >>> x = torch.randn(2, 1, 3, 3)
+    >>> torch.equal(f(x), f(torch.rot90(x, 1, (-2, -1)))), f.copies_per_example
+    (True, 4)
     """
 
     def __init__(
         self,
         model: nn.Module | Callable[..., Any],
         groups: Group | Sequence[Group],
+        *,
         output: Output = "invariant",
         aggregate: Aggregate = "raw",
         chunk_size: ChunkSize = "auto",
@@ -301,8 +394,8 @@ class Symmetrizer(nn.Module):
             factors = list(groups)
             if not factors or not all(isinstance(g, Group) for g in factors):
                 raise TypeError(f"groups must be a Group or a non-empty list of Group objects, got {groups!r}")
-        if chunk_size is not None and chunk_size != "auto" and (not isinstance(chunk_size, int) or chunk_size < 1):
-            raise ValueError(f"chunk_size must be a positive int, 'auto' or None, got {chunk_size!r}")
+        if not isinstance(sorted_sum, bool):
+            raise TypeError(f"sorted_sum must be True or False, got {sorted_sum!r}")
         self.model = model
         self.factors = factors
         self.group = factors[0] if len(factors) == 1 else Product(*factors)
@@ -310,10 +403,10 @@ class Symmetrizer(nn.Module):
         self.action = resolve_action(self.group, output)
         self.aggregate = aggregate
         self._agg = _aggregate_fn(aggregate)
+        self._tuned: dict[tuple, int] = {}
         self.chunk_size = chunk_size
         self.sorted_sum = sorted_sum
-        self._tuned: dict[tuple, int] = {}
-        if len(factors) > 1 and not self.group.is_direct and not self.action.is_trivial:
+        if len(factors) > 1 and not self.group.factors_commute and not self.action.is_trivial:
             raise ValueError(
                 f"the factors {factors} do not commute (e.g. Rot90 and Flip generate D4, not C4×C2): "
                 "Design 2 can only make an invariant output exact for them; use output='invariant', "
@@ -322,14 +415,24 @@ class Symmetrizer(nn.Module):
         self.branches = self._make_branches()
 
     # ------------------------------------------------------------------ structure
-    def _make_branches(self) -> list[_Branch]:
+    @property
+    def chunk_size(self) -> ChunkSize:
+        """Rows per model call: a positive int, ``"auto"`` or ``None`` (checked when set)."""
+        return self._chunk_size
+
+    @chunk_size.setter
+    def chunk_size(self, value: ChunkSize) -> None:
+        self._chunk_size = _check_chunk_size(value)
+        self._tuned.clear()
+
+    def _make_branches(self) -> list[Branch]:
         """Design 2 branches: one per factor (a single branch for one group)."""
         g = self.group
         if len(self.factors) == 1:
-            return [_Branch(g, None, self.action, [], self.sorted_sum)]
+            return [Branch(g, None, self.action, [], self.sorted_sum)]
+        assert isinstance(g, Product)
         branches = []
-        strides = g._strides  # type: ignore[attr-defined]
-        embs = [torch.arange(len(f)) * s for f, s in zip(self.factors, strides, strict=True)]
+        embs = [g.embedding(i) for i in range(len(self.factors))]
         for i, f in enumerate(self.factors):
             rest = [h for j, h in enumerate(self.factors) if j != i]
             others = rest[0] if len(rest) == 1 else Product(*rest)
@@ -338,27 +441,24 @@ class Symmetrizer(nn.Module):
                 if self.action.is_trivial
                 else [self.action.restrict(embs[j], h) for j, h in enumerate(self.factors) if j != i]
             )
-            branches.append(_Branch(f, others, self.action.restrict(embs[i], f), other_actions, self.sorted_sum))
+            branches.append(Branch(f, others, self.action.restrict(embs[i], f), other_actions, self.sorted_sum))
         return branches
 
     @property
-    def copies_per_input(self) -> int:
-        """How many transformed copies of each input go through the model (``Σ |G_i|``)."""
+    def copies_per_example(self) -> int:
+        """How many transformed copies of each example go through the model (``Σ |G_i|``)."""
         return sum(len(b.group) for b in self.branches)
 
     # ------------------------------------------------------------------ the batched call
     def _examples_per_call(self, x: Tensor, k: int, process: Callable[[int, int], Tensor]) -> int:
         b = x.shape[0]
-        if self.chunk_size is None:
-            return b
-        if isinstance(self.chunk_size, int):
-            return max(1, min(b, self.chunk_size // k))
+        measure = not (torch.is_grad_enabled() or bool(getattr(self.model, "training", False)))
+        per = examples_per_call(self.chunk_size, b, k, measure=measure)
+        if per is not None:
+            return per
         # "auto": measured once per input shape, only in inference (no grad, eval mode): 1, 2, 4, …
         # examples per call, the faster of two calls each, stopping when the cost per example
         # rose twice in a row or the tuning calls would exceed about one batch of work
-        training = bool(getattr(self.model, "training", False))
-        if torch.is_grad_enabled() or training or b * k <= 8:
-            return b
         key = (tuple(x.shape[1:]), x.dtype, x.device.type, k)
         if key not in self._tuned:
             self._tuned[key] = self._tune(b, process, x.device)
@@ -368,7 +468,7 @@ class Symmetrizer(nn.Module):
         sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
         candidates = [c for c in (1, 2, 4, 8, 16, 32, 64) if c <= b]
         best, best_t, worse, spent = b, math.inf, 0, 0
-        token = TUNING.set(True)
+        token = _TUNING.set(True)
         try:
             process(0, 1)  # warm-up
             for c in candidates:
@@ -389,7 +489,7 @@ class Symmetrizer(nn.Module):
                     if worse == 2:  # per-example cost rose twice in a row: larger calls will not win
                         break
         finally:
-            TUNING.reset(token)
+            _TUNING.reset(token)
         return best
 
     def _call(
@@ -462,12 +562,12 @@ class Symmetrizer(nn.Module):
         def process(lo: int, hi: int) -> Tensor:
             return self._process(x, lo, hi, args, kwargs)
 
-        per = self._examples_per_call(x, self.copies_per_input, process)
+        per = self._examples_per_call(x, self.copies_per_example, process)
         if per >= b:
             return process(0, b)
         return torch.cat([process(lo, min(b, lo + per)) for lo in range(0, b, per)])
 
-    def reduce(self, branch: _Branch, aligned: Tensor, raw: Tensor, inputs: Tensor) -> Tensor:
+    def reduce(self, branch: Branch, aligned: Tensor, raw: Tensor, inputs: Tensor) -> Tensor:
         """Reduce a branch's aligned outputs ``(|G_i|, B, ...)`` to ``(B, ...)`` (equitune: the
         mean). ``raw`` are the outputs before alignment and ``inputs`` the copies, in the same
         order. Subclasses override this; the plain mean takes a faster path that never builds
@@ -477,5 +577,6 @@ class Symmetrizer(nn.Module):
     def extra_repr(self) -> str:
         groups = ", ".join(repr(g) for g in self.factors)
         return (
-            f"groups=[{groups}], output={self.output!r}, copies={self.copies_per_input}, chunk_size={self.chunk_size!r}"
+            f"groups=[{groups}], output={self.output!r}, copies={self.copies_per_example}, "
+            f"chunk_size={self.chunk_size!r}"
         )

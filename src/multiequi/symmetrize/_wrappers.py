@@ -9,7 +9,7 @@ import torch
 from torch import Tensor, nn
 
 from ..groups import Group
-from ._engine import Aggregate, ChunkSize, Output, Symmetrizer, _Branch, sequential_sum, sorted_mean
+from ._engine import Aggregate, Branch, ChunkSize, Output, Symmetrizer, sequential_sum, sorted_mean
 
 __all__ = [
     "Equitune",
@@ -70,7 +70,8 @@ _common_params = """
         must see the whole batch in one call.
     sorted_sum : bool
         Sum the copies in sorted order so the result is bitwise identical across an orbit
-        (default ``True``; ``False`` saves a sort on very large outputs).
+        (default ``True``; ``False`` saves a sort on very large outputs). λ-weighted and equizero
+        reductions honour it too (their weights' normalisers and selected means).
 
     Notes
     -----
@@ -109,12 +110,20 @@ class Equitune(Symmetrizer):
         self,
         model: nn.Module | Callable[..., Any],
         group: Group,
+        *,
         output: Output = "invariant",
         aggregate: Aggregate = "raw",
         chunk_size: ChunkSize = "auto",
         sorted_sum: bool = True,
     ) -> None:
-        super().__init__(model, _single(group, "Equitune"), output, aggregate, chunk_size, sorted_sum)
+        super().__init__(
+            model,
+            _single(group, "Equitune"),
+            output=output,
+            aggregate=aggregate,
+            chunk_size=chunk_size,
+            sorted_sum=sorted_sum,
+        )
 
 
 @_document
@@ -142,7 +151,7 @@ class MultiEquitune(Symmetrizer):
     >>> from multiequi.groups import Rot90, Flip
     >>> net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(16, 3)).double()
     >>> f = MultiEquitune(net, [Rot90(), Flip()])
-    >>> f.copies_per_input
+    >>> f.copies_per_example
     6
     >>> x = torch.randn(2, 1, 4, 4, dtype=torch.float64)
     >>> torch.allclose(f(x), f(torch.flip(torch.rot90(x, 1, (-2, -1)), (-1,))))
@@ -153,12 +162,20 @@ class MultiEquitune(Symmetrizer):
         self,
         model: nn.Module | Callable[..., Any],
         groups: Sequence[Group],
+        *,
         output: Output = "invariant",
         aggregate: Aggregate = "raw",
         chunk_size: ChunkSize = "auto",
         sorted_sum: bool = True,
     ) -> None:
-        super().__init__(model, _groups(groups, "MultiEquitune"), output, aggregate, chunk_size, sorted_sum)
+        super().__init__(
+            model,
+            _groups(groups, "MultiEquitune"),
+            output=output,
+            aggregate=aggregate,
+            chunk_size=chunk_size,
+            sorted_sum=sorted_sum,
+        )
 
 
 class _LambdaMixin:
@@ -174,7 +191,7 @@ class _LambdaMixin:
         self.weight_net = weight_net  # type: ignore[assignment]
         self.weights = weights
 
-    def reduce(self, branch: _Branch, aligned: Tensor, raw: Tensor, inputs: Tensor) -> Tensor:
+    def reduce(self, branch: Branch, aligned: Tensor, raw: Tensor, inputs: Tensor) -> Tensor:
         n, b = aligned.shape[:2]
 
         def one_score(out: Any) -> Tensor:
@@ -188,16 +205,21 @@ class _LambdaMixin:
             return t
 
         scores = self._call(self.weight_net, inputs, (0, b, b), (), {}, one_score)  # type: ignore[attr-defined]
+        exact = self.sorted_sum  # type: ignore[attr-defined]
         if self.weights == "softmax":
-            w = torch.softmax(scores, dim=0)
+            lam = torch.exp(scores - scores.amax(0, keepdim=True))  # λ = exp(score), rescaled per example
         else:
             if bool((scores < 0).any()):
                 raise ValueError(
                     "weights='positive' needs weight_net outputs >= 0 (use a softplus or weights='softmax')"
                 )
-            w = scores / scores.sum(0, keepdim=True).clamp_min(torch.finfo(scores.dtype).tiny)
+            lam = scores
+        # sums over the copies in sorted order (sorted_sum): the same bits for every order of the copies
+        total = sequential_sum(torch.sort(lam, dim=0).values) if exact else lam.sum(0)
+        w = lam / total.clamp_min(torch.finfo(lam.dtype).tiny)
         w = w.to(aligned.dtype).reshape(n, b, *([1] * (aligned.dim() - 2)))
-        return (w * aligned).sum(0)
+        weighted = w * aligned
+        return sequential_sum(torch.sort(weighted, dim=0).values) if exact else weighted.sum(0)
 
 
 _lambda_params = """
@@ -229,7 +251,7 @@ class LambdaEquitune(_LambdaMixin, Symmetrizer):
     >>> from multiequi.groups import Flip
     >>> net = torch.nn.Linear(4, 2)
     >>> lam = torch.nn.Linear(4, 1)
-    >>> f = LambdaEquitune(net, Flip(), lam)
+    >>> f = LambdaEquitune(net, Flip(), weight_net=lam)
     >>> x = torch.randn(3, 4)
     >>> torch.allclose(f(x), f(x.flip(-1)), atol=1e-6)
     True
@@ -239,13 +261,22 @@ class LambdaEquitune(_LambdaMixin, Symmetrizer):
         self,
         model: nn.Module | Callable[..., Any],
         group: Group,
+        *,
         weight_net: nn.Module | Callable[[Tensor], Tensor],
-        output: Output = "invariant",
         weights: Literal["softmax", "positive"] = "softmax",
+        output: Output = "invariant",
         aggregate: Aggregate = "raw",
         chunk_size: ChunkSize = "auto",
+        sorted_sum: bool = True,
     ) -> None:
-        super().__init__(model, _single(group, "LambdaEquitune"), output, aggregate, chunk_size)
+        super().__init__(
+            model,
+            _single(group, "LambdaEquitune"),
+            output=output,
+            aggregate=aggregate,
+            chunk_size=chunk_size,
+            sorted_sum=sorted_sum,
+        )
         self._init_lambda(weight_net, weights)
 
 
@@ -257,13 +288,22 @@ class MultiLambdaEquitune(_LambdaMixin, Symmetrizer):
         self,
         model: nn.Module | Callable[..., Any],
         groups: Sequence[Group],
+        *,
         weight_net: nn.Module | Callable[[Tensor], Tensor],
-        output: Output = "invariant",
         weights: Literal["softmax", "positive"] = "softmax",
+        output: Output = "invariant",
         aggregate: Aggregate = "raw",
         chunk_size: ChunkSize = "auto",
+        sorted_sum: bool = True,
     ) -> None:
-        super().__init__(model, _groups(groups, "MultiLambdaEquitune"), output, aggregate, chunk_size)
+        super().__init__(
+            model,
+            _groups(groups, "MultiLambdaEquitune"),
+            output=output,
+            aggregate=aggregate,
+            chunk_size=chunk_size,
+            sorted_sum=sorted_sum,
+        )
         self._init_lambda(weight_net, weights)
 
 
@@ -297,7 +337,7 @@ class _EquizeroMixin:
         self.straight_through = straight_through
         self.tie_tol = tie_tol
 
-    def reduce(self, branch: _Branch, aligned: Tensor, raw: Tensor, inputs: Tensor) -> Tensor:
+    def reduce(self, branch: Branch, aligned: Tensor, raw: Tensor, inputs: Tensor) -> Tensor:
         n, b = aligned.shape[:2]
         losses = self.loss_fn(raw.reshape(n * b, *raw.shape[2:]))
         if losses.shape != (n * b,):
@@ -311,10 +351,11 @@ class _EquizeroMixin:
         mask = tied.reshape(n, b, *([1] * (aligned.dim() - 2)))
         picked = torch.where(mask, aligned, torch.zeros((), dtype=aligned.dtype, device=aligned.device))
         count = tied.sum(0).reshape(b, *([1] * (aligned.dim() - 2))).to(aligned.dtype)
-        selected = sequential_sum(torch.sort(picked, dim=0).values) / count
+        exact = self.sorted_sum  # type: ignore[attr-defined]
+        selected = (sequential_sum(torch.sort(picked, dim=0).values) if exact else picked.sum(0)) / count
         if not self.straight_through:
             return selected
-        mean = sorted_mean(aligned)
+        mean = sorted_mean(aligned) if exact else aligned.mean(0)
         return mean + (selected - mean).detach()
 
 
@@ -359,14 +400,23 @@ class Equizero(_EquizeroMixin, Symmetrizer):
         self,
         model: nn.Module | Callable[..., Any],
         group: Group,
-        output: Output = "invariant",
+        *,
         loss: ProxyLoss = "entropy",
         straight_through: bool = True,
         tie_tol: float | None = None,
+        output: Output = "invariant",
         aggregate: Aggregate = "raw",
         chunk_size: ChunkSize = "auto",
+        sorted_sum: bool = True,
     ) -> None:
-        super().__init__(model, _single(group, "Equizero"), output, aggregate, chunk_size)
+        super().__init__(
+            model,
+            _single(group, "Equizero"),
+            output=output,
+            aggregate=aggregate,
+            chunk_size=chunk_size,
+            sorted_sum=sorted_sum,
+        )
         self._init_equizero(loss, straight_through, tie_tol)
 
 
@@ -382,12 +432,21 @@ class MultiEquizero(_EquizeroMixin, Symmetrizer):
         self,
         model: nn.Module | Callable[..., Any],
         groups: Sequence[Group],
-        output: Output = "invariant",
+        *,
         loss: ProxyLoss = "entropy",
         straight_through: bool = True,
         tie_tol: float | None = None,
+        output: Output = "invariant",
         aggregate: Aggregate = "raw",
         chunk_size: ChunkSize = "auto",
+        sorted_sum: bool = True,
     ) -> None:
-        super().__init__(model, _groups(groups, "MultiEquizero"), output, aggregate, chunk_size)
+        super().__init__(
+            model,
+            _groups(groups, "MultiEquizero"),
+            output=output,
+            aggregate=aggregate,
+            chunk_size=chunk_size,
+            sorted_sum=sorted_sum,
+        )
         self._init_equizero(loss, straight_through, tie_tol)

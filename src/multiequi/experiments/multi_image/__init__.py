@@ -21,7 +21,6 @@ from .data import load_fashion_mnist as load_fashion_mnist
 from .data import load_image_folder as load_image_folder
 from .data import make_tuples as make_tuples
 from .data import read_idx as read_idx
-from .data import transform_views as transform_views
 from .data import view_groups as view_groups
 from .experiment import ExperimentConfig as ExperimentConfig
 from .experiment import run_grid as run_grid
@@ -46,6 +45,5 @@ __all__ = [
     "make_tuples",
     "read_idx",
     "run_grid",
-    "transform_views",
     "view_groups",
 ]

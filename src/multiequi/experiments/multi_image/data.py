@@ -7,8 +7,9 @@
   15-Scene are distributed).
 - :func:`make_tuples`: K-tuples of images of one class, formed per class inside one split,
   deterministic per seed.
-- :func:`view_groups`, :func:`draw_elements`, :func:`transform_views`: per-view transforms drawn
-  independently for every view and every example, applied in one tensor operation per view.
+- :func:`view_groups`: the group of each view for a transform setting; the elements are drawn
+  and applied by :func:`multiequi.multi_input.sample_elements` and
+  :func:`multiequi.multi_input.transform_inputs` (independently for every view and example).
 - :class:`TupleDataset`: batches of K-tuples for a ``DataLoader``, gathered in one indexing call.
 
 Images are kept as ``uint8`` tensors ``(N, C, S, S)``; tuples are ``(T, K)`` tensors of indices
@@ -29,29 +30,23 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch.utils.data import Dataset
 
-from ...groups import Flip, Group, Product, Rot90, TrivialGroup
+from ...groups import Flip, Group, Rot90, TrivialGroup
 
 __all__ = [
     "AUGMENTATIONS",
     "FASHION_MNIST_CLASSES",
     "FASHION_MNIST_DIR",
     "FASHION_MNIST_NAME",
-    "FLIP",
     "IMAGE_SUFFIXES",
-    "ROT90",
-    "TRIVIAL",
     "ImageData",
     "TupleDataset",
-    "draw_elements",
     "group_label",
-    "joint_group",
     "load_fashion_mnist",
     "load_image_folder",
     "make_tuples",
     "read_idx",
     "stratified_split",
     "to_float",
-    "transform_views",
     "view_groups",
 ]
 
@@ -84,14 +79,9 @@ _INSTALL = (
 #: File suffixes :func:`load_image_folder` reads.
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".pgm", ".ppm")
 
-#: One object per group, so that views sharing a group go through a model in one batched call.
-ROT90 = Rot90()
-FLIP = Flip()
-TRIVIAL = TrivialGroup()
 #: Per-view transform distributions: none; a random multiple of 90° per view; C4 on odd views and
 #: a left-right flip (C2) on even views (views 1, 3 rotated, views 2, 4 flipped).
 AUGMENTATIONS = ("none", "rot", "mixed")
-_D4 = Product(ROT90, FLIP)
 
 
 # --------------------------------------------------------------------------------------- files
@@ -461,8 +451,8 @@ def view_groups(aug: str, k: int) -> list[Group]:
     """The group of each of ``k`` views for a transform setting.
 
     ``"none"``: the trivial group; ``"rot"``: C4 (rotations by multiples of 90°) on every view;
-    ``"mixed"``: C4 on views 1 and 3, C2 (left-right flip) on views 2 and 4. Views sharing a group
-    share one group object.
+    ``"mixed"``: C4 on views 1 and 3, C2 (left-right flip) on views 2 and 4. Groups compare by
+    structure, so views with equal groups go through a shared model in one batched call.
 
     Examples
     --------
@@ -470,30 +460,12 @@ def view_groups(aug: str, k: int) -> list[Group]:
     [4, 2, 4]
     """
     if aug == "none":
-        return [TRIVIAL] * k
+        return [TrivialGroup()] * k
     if aug == "rot":
-        return [ROT90] * k
+        return [Rot90()] * k
     if aug == "mixed":
-        return [ROT90 if i % 2 == 0 else FLIP for i in range(k)]
+        return [Rot90() if i % 2 == 0 else Flip() for i in range(k)]
     raise ValueError(f"unknown transform setting {aug!r}; expected one of {AUGMENTATIONS}")
-
-
-def joint_group(groups: Sequence[Group]) -> Group:
-    """One group acting on every view at once, containing every view's group (for DSS).
-
-    The common group when all views share one; C4 and C2 together generate D4 (8 elements).
-
-    Examples
-    --------
-    >>> len(joint_group(view_groups("rot", 2))), len(joint_group(view_groups("mixed", 2)))
-    (4, 8)
-    """
-    distinct = list(dict.fromkeys(groups))
-    if len(distinct) == 1:
-        return distinct[0]
-    if set(distinct) <= {ROT90, FLIP}:
-        return _D4
-    return Product(*distinct)
 
 
 def group_label(groups: Sequence[Group]) -> str:
@@ -505,51 +477,6 @@ def group_label(groups: Sequence[Group]) -> str:
     'C4,C2'
     """
     return ",".join("C1" if len(g) == 1 else f"C{len(g)}" for g in groups)
-
-
-def draw_elements(groups: Sequence[Group], n: int, generator: torch.Generator | None = None) -> Tensor:
-    """Independent uniform group elements for ``n`` examples and every view: ``(n, K)`` int64.
-
-    Column ``i`` holds elements of ``groups[i]``; draws are independent across views and
-    examples. ``generator=None`` uses torch's global generator (seeded by the training loop).
-
-    Examples
-    --------
-    >>> e = draw_elements(view_groups("mixed", 2), 1000, torch.Generator().manual_seed(0))
-    >>> e[:, 0].unique().tolist(), e[:, 1].unique().tolist()
-    ([0, 1, 2, 3], [0, 1])
-    """
-    cols = [torch.randint(len(g), (n,), generator=generator) for g in groups]  # a loop over the K views
-    return torch.stack(cols, 1) if cols else torch.zeros(n, 0, dtype=torch.long)
-
-
-def transform_views(x: Tensor, groups: Sequence[Group], elements: Tensor) -> Tensor:
-    """Apply ``elements[b, i]`` of ``groups[i]`` to view ``i`` of example ``b``, for all ``b`` and ``i``.
-
-    One tensor operation per view (:meth:`Group.transform` gathers the whole batch at once).
-
-    Parameters
-    ----------
-    x : Tensor
-        ``(B, K, C, S, S)`` tuples of images.
-    groups : list of Group
-        One per view.
-    elements : Tensor
-        ``(B, K)`` element indices.
-
-    Examples
-    --------
-    >>> x = torch.arange(2 * 2 * 4.0).reshape(2, 2, 1, 2, 2)
-    >>> y = transform_views(x, view_groups("rot", 2), torch.tensor([[1, 0], [0, 2]]))
-    >>> torch.equal(y[0, 0], torch.rot90(x[0, 0], 1, (-2, -1))), torch.equal(y[0, 1], x[0, 1])
-    (True, True)
-    """
-    if x.dim() < 3 or x.shape[1] != len(groups):
-        raise ValueError(f"expected tuples (batch, K={len(groups)}, ...); got shape {tuple(x.shape)}")
-    if elements.shape != x.shape[:2]:
-        raise ValueError(f"elements must have shape (batch, K) = {tuple(x.shape[:2])}, got {tuple(elements.shape)}")
-    views = [x[:, i] if len(g) == 1 else g.transform(x[:, i], elements[:, i]) for i, g in enumerate(groups)]
-    return torch.stack(views, 1)
 
 
 def to_float(images: Tensor) -> Tensor:

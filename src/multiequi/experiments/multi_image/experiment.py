@@ -28,6 +28,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ...groups import Group
+from ...multi_input import sample_elements, transform_inputs
 from ..common import (
     append_jsonl,
     atomic_write_json,
@@ -43,11 +44,9 @@ from .data import (
     AUGMENTATIONS,
     ImageData,
     TupleDataset,
-    draw_elements,
     group_label,
     make_tuples,
     to_float,
-    transform_views,
     view_groups,
 )
 from .models import TupleClassifier, build_model, parse_label
@@ -214,7 +213,7 @@ def fixed_elements(groups: Sequence[Group], n: int, data_seed: int, k: int, aug:
     True
     """
     seed = data_seed * 1000 + 100 * (1 + AUGMENTATIONS.index(aug)) + 10 * k + (0 if split == "val" else 1)
-    return draw_elements(groups, n, torch.Generator().manual_seed(seed))
+    return sample_elements(groups, n, torch.Generator().manual_seed(seed))
 
 
 def predict(
@@ -235,7 +234,7 @@ def predict(
         t = tuples[start : start + batch_size]
         x = to_float(images[t])
         if elements is not None:
-            x = transform_views(x, groups, elements[start : start + batch_size])
+            x = transform_inputs(x, groups, elements[start : start + batch_size])
         outs.append(model(x.to(device)).float().cpu())
     return torch.cat(outs)
 
@@ -309,7 +308,7 @@ def train_and_test(
     def loss_fn(m: nn.Module, batch: tuple[Tensor, Tensor]) -> Tensor:
         x, y = batch
         if train_aug != "none":  # fresh independent transforms for every view of every example
-            x = transform_views(x, train_groups, draw_elements(train_groups, x.shape[0]).to(x.device))
+            x = transform_inputs(x, train_groups, sample_elements(train_groups, x.shape[0]).to(x.device))
         return F.cross_entropy(m(x), y)
 
     def evaluate(m: nn.Module) -> float:

@@ -28,9 +28,8 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
-from ...groups import Group
-from ...multi_input import DeepSetsLayer, DSSLayer, MultiInputClassifier
-from .data import TRIVIAL, joint_group
+from ...groups import Group, TrivialGroup
+from ...multi_input import DeepSetsLayer, DSSLayer, MultiInputClassifier, joint_group
 
 __all__ = ["BASE_MODELS", "COLUMNS", "SiameseCNN", "TupleClassifier", "build_model", "model_label", "parse_label"]
 
@@ -242,7 +241,7 @@ def build_model(
         return SiameseCNN(channels, size, width, features, dropout)
 
     if base in ("CNN", "Multi-GCNN"):
-        used = [TRIVIAL] * k if base == "CNN" else groups
+        used = [TrivialGroup()] * k if base == "CNN" else groups
         m = branch()
         f = branch() if fusion else None
         clf = MultiInputClassifier(
@@ -280,7 +279,7 @@ def build_model(
         layer,
         nn.Linear(features, num_classes),
         k,
-        [TRIVIAL] * k,
+        [TrivialGroup()] * k,
         joint,
         order_invariant=True,
         branches=[m, f],

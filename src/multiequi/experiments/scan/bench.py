@@ -117,7 +117,7 @@ def bench(
         rows.append(
             {
                 "method": name,
-                "copies": int(getattr(f, "copies_per_input", 1)),
+                "copies": int(getattr(f, "copies_per_example", 1)),
                 "train_examples_per_s": steps * batch_size / tr,
                 "decode_examples_per_s": batch_size / de,
                 "train_ms_per_step": 1000 * tr / steps,

@@ -538,7 +538,7 @@ def run_cell(
                 lambda w: getattr(w, "model", w),
             )
         model.eval()
-        copies = int(getattr(model, "copies_per_input", 1))
+        copies = int(getattr(model, "copies_per_example", 1))
         for split in task.tests:
             if (method, split) in done:
                 continue

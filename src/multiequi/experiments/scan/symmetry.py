@@ -97,7 +97,7 @@ def wrap(model: object, factors: Sequence[TokenCycles], method: str) -> Equitune
     >>> v = Vocab.of("scan2")
     >>> model = Seq2Seq(len(v.inputs), len(v.outputs), hidden=8)
     >>> factors = factors_for(v, ["verb", "lr", "ud"])
-    >>> wrap(model, factors, "equitune").copies_per_input, wrap(model, factors, "multi-equitune").copies_per_input
+    >>> wrap(model, factors, "equitune").copies_per_example, wrap(model, factors, "multi-equitune").copies_per_example
     (8, 6)
     """
     base = method.removesuffix("-zs")
