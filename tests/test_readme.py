@@ -27,6 +27,7 @@ def test_ci_runs_the_readme_test_command() -> None:
     awk = re.search(r"cmd=\$\(awk '(.*?)' README.md\)", script).group(1)
     extracted = subprocess.run(["awk", awk, str(ROOT / "README.md")], capture_output=True, text=True, check=True).stdout
     assert "pytest" in extracted and "pip install -q torch==2.13.0" in extracted
+    assert "lint-imports" in extracted  # the import contracts run in CI
     assert extracted.strip() in README
 
 

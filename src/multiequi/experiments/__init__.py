@@ -1,1 +1,0 @@
-"""Experiments and demo assets built on top of :mod:`multiequi`."""
