@@ -301,3 +301,21 @@ def test_template_canonicalization_is_invariant_and_equivariant() -> None:
     assert all(any(torch.equal(c[b], orb[k, b]) for k in range(2)) for b in range(4))
     with pytest.raises(TypeError, match="floating-point"):
         Flip().canonicalize(torch.ones(2, 3, dtype=torch.long))
+
+
+def test_a_product_of_factors_that_act_alike_is_refused() -> None:
+    """Commuting or not, factors sharing transformations would list one element several times."""
+    with pytest.raises(ValueError, match="share transformations"):
+        Product(Flip(), Flip())
+    with pytest.raises(ValueError, match="share transformations: their product has 4 distinct elements, not 16"):
+        Product(Rot90(), Rot90((-1, -2)))
+    assert len(Product(Rot90(), Flip())) == 8 and len(Product(Flip(-1), Flip(-2))) == 4
+
+
+def test_numpy_integers_are_accepted_where_ints_are() -> None:
+    import numpy as np
+
+    from multiequi import Equitune
+
+    assert Rot90().sample(np.int64(3), torch.Generator().manual_seed(0)).shape == (3,)
+    assert Equitune(torch.nn.Identity(), Rot90(), chunk_size=np.int64(8)).chunk_size == 8

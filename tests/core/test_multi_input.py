@@ -20,7 +20,13 @@ from torch import nn
 from conftest import tol
 from multiequi import DeepSetsLayer, DSSLayer, Equitune, ISLayer, MultiInputNetwork
 from multiequi.groups import Flip, Group, PermutationAction, PermutationGroup, Product, Rot90, resolve_action
-from multiequi.multi_input import MultiInputClassifier, symmetrize_output
+from multiequi.multi_input import (
+    MultiInputClassifier,
+    joint_group,
+    sample_elements,
+    symmetrize_output,
+    transform_inputs,
+)
 from multiequi.testing import CopyCounter, assert_equivariant, equivariance_error
 
 B = 3
@@ -500,3 +506,114 @@ def test_a_backbone_shared_by_two_groups_is_registered_once(tmp_path) -> None:
     missing, unexpected = safetensors.load_model(fresh, str(tmp_path / "w.safetensors"))
     assert not missing and not unexpected
     assert all(torch.equal(a, b) for a, b in zip(fresh.state_dict().values(), net.state_dict().values(), strict=True))
+
+
+# --------------------------------------------------------------------------------------------
+# Values of the classifier fusions and of DeepSetsLayer.linear, by hand
+# --------------------------------------------------------------------------------------------
+
+
+def _invariant_feature(model: nn.Module, group: Group, x: torch.Tensor) -> torch.Tensor:
+    """1/|G| Σ_g M(g·x), one element at a time."""
+    total = torch.zeros_like(model(x))
+    for g in group.elements:
+        total = total + model(group.act(x, g))
+    return total / len(group)
+
+
+@pytest.mark.parametrize("fuse", ["concat", "stack", "sum", "mean"])
+def test_classifier_fusions_equal_the_features_computed_by_hand(fuse: str) -> None:
+    groups = _groups()  # C4 on an image, C3 on R^3, a flip of R^5: one feature extractor per input
+    feats = [mlp(s, (6,)) for s in IN_SHAPES]
+    head = nn.Linear(18 if fuse == "concat" else 6, 5).double()
+    clf = MultiInputClassifier(feats, groups, head=head, fuse=fuse, chunk_size=None)
+    xs = _inputs(torch.float64)
+    with torch.no_grad():
+        zs = [_invariant_feature(m, g, x) for m, g, x in zip(feats, groups, xs, strict=True)]
+        if fuse == "concat":
+            fused = torch.cat(zs, dim=-1)
+        elif fuse == "stack":
+            fused = torch.stack(zs, dim=1)
+        else:
+            fused = zs[0] + zs[1] + zs[2]
+            if fuse == "mean":
+                fused = fused / 3
+        expected = head(fused)
+        y = clf(*xs)
+    assert y.shape == expected.shape == ((B, 3, 5) if fuse == "stack" else (B, 5))
+    torch.testing.assert_close(y, expected, rtol=0, atol=1e-12)
+    without_head = MultiInputClassifier(feats, groups, fuse=fuse, chunk_size=None)
+    with torch.no_grad():
+        torch.testing.assert_close(without_head(*xs), fused, rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize(("reduction", "bias"), [("sum", True), ("mean", True), ("sum", False)])
+def test_deepsets_linear_is_the_classic_layer(reduction: str, bias: bool) -> None:
+    """y_j = W1 x_j + W2 Σ_i x_i + b (W2 times the mean for reduction="mean"), from the weights."""
+    layer = DeepSetsLayer.linear(4, 3, bias=bias, reduction=reduction).double()
+    w1, w2 = layer.element_model.weight, layer.set_model.weight
+    assert layer.set_model.bias is None and (layer.element_model.bias is not None) == bias
+    x = torch.randn(B, 5, 4, dtype=torch.float64)
+    with torch.no_grad():
+        y = layer(x)
+        for b in range(B):
+            pooled = x[b].sum(0) / (5 if reduction == "mean" else 1)
+            for j in range(5):
+                expected = w1 @ x[b, j] + w2 @ pooled
+                if bias:
+                    expected = expected + layer.element_model.bias
+                torch.testing.assert_close(y[b, j], expected, rtol=0, atol=1e-12)
+
+
+# --------------------------------------------------------------------------------------------
+# Stacked inputs: sample_elements, transform_inputs, joint_group
+# --------------------------------------------------------------------------------------------
+
+
+def test_sample_elements_is_seeded_and_per_input() -> None:
+    groups = [Rot90(), Flip(), C3]
+    e = sample_elements(groups, 600, torch.Generator().manual_seed(4))
+    assert e.shape == (600, 3) and e.dtype == torch.long
+    assert torch.equal(e, sample_elements(groups, 600, torch.Generator().manual_seed(4)))
+    for i, g in enumerate(groups):
+        assert sorted(e[:, i].unique().tolist()) == list(range(len(g)))
+    # column i is groups[i].sample, drawn input by input from the same generator
+    gen = torch.Generator().manual_seed(4)
+    assert torch.equal(e, torch.stack([g.sample(600, gen) for g in groups], 1))
+    assert sample_elements([], 5).shape == (5, 0)
+    with pytest.raises(TypeError, match=r"groups\[1\]"):
+        sample_elements([Rot90(), "flip"], 3)  # type: ignore[list-item]
+
+
+def test_transform_inputs_acts_on_each_input_of_each_example() -> None:
+    groups = [Rot90(), Flip(-2), PermutationGroup(S3, dim=-2)]  # each acting on a (1, 3, 3) view
+    x = torch.randn(7, 3, 1, 3, 3, dtype=torch.float64)
+    e = sample_elements(groups, 7, torch.Generator().manual_seed(5))
+    y = transform_inputs(x, groups, e)
+    for b in range(7):
+        for i, g in enumerate(groups):
+            assert torch.equal(y[b, i], g.act(x[b, i], int(e[b, i])))
+    # the identity everywhere changes nothing; a group of one element is skipped
+    assert torch.equal(transform_inputs(x, groups, torch.zeros(7, 3, dtype=torch.long)), x)
+    with pytest.raises(ValueError, match=r"\(batch, N=2"):
+        transform_inputs(x, groups[:2], e[:, :2])
+    with pytest.raises(ValueError, match="elements must have shape"):
+        transform_inputs(x, groups, e[:3])
+
+
+def test_joint_group_counts_equal_groups_once() -> None:
+    assert joint_group([Rot90(), Rot90(), Rot90()]) == Rot90()
+    assert joint_group([Flip(-2), Flip(-2)]) == Flip(-2)
+    d4 = joint_group([Rot90(), Flip(), Rot90(), Flip()])
+    assert d4 == Product(Rot90(), Flip()) and len(d4) == 8 and not d4.is_abelian()
+    # the eight transformations of the square: rotations, and rotations after a flip
+    img = torch.arange(9.0).reshape(3, 3)
+    expected = {
+        tuple(torch.rot90(torch.flip(img, (-1,)) if f else img, k, (-2, -1)).reshape(-1).tolist())
+        for k in range(4)
+        for f in (0, 1)
+    }
+    assert {tuple(d4.act(img, g).reshape(-1).tolist()) for g in d4.elements} == expected
+    assert len(joint_group([Flip(-1), Flip(-2)])) == 4
+    with pytest.raises(ValueError, match="at least one"):
+        joint_group([])

@@ -101,7 +101,9 @@ def test_token_models_are_equivariant_to_the_whole_product(name: str, dtype: tor
 
 
 def test_applying_g_instead_of_g_inverse_is_caught(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Break the inverse (use g instead of g⁻¹ on the output): the 3-cycle test must fail."""
+    """Break the inverse (use g instead of g⁻¹ on the output): the 3-cycle test must fail.
+    More deliberate bugs (per reduction path, sums for means, a dropped S_{G_-i}) are in
+    test_design2_reference.py::test_deliberate_engine_bugs_are_caught."""
     model = TokenNet(V).double()
     ids = torch.randint(0, V, (6, 9))
     good = Equitune(model, C3(), output="vocab")

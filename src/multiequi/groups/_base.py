@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import numbers
 from collections.abc import Iterator, Sequence
 
 import torch
@@ -220,9 +221,9 @@ class Group:
         >>> Flip().sample(6, torch.Generator().manual_seed(1)).tolist()
         [1, 1, 0, 0, 1, 1]
         """
-        if isinstance(n, bool) or not isinstance(n, int) or n < 0:
+        if isinstance(n, bool) or not isinstance(n, numbers.Integral) or n < 0:
             raise ValueError(f"sample needs a number of elements n >= 0, got {n!r}")
-        return torch.randint(len(self), (n,), generator=generator)
+        return torch.randint(len(self), (int(n),), generator=generator)
 
     # ------------------------------------------------------------------ equality
     def signature(self) -> tuple:

@@ -69,6 +69,7 @@ class Product(Group):
         self.factors_commute = self._factors_commute()
         if self.factors_commute:
             table = self._direct_table()
+            self._check_distinct(n)
         else:
             if n > _MAX_NONCOMMUTING_ORDER:
                 raise ValueError(
@@ -136,6 +137,16 @@ class Product(Group):
             if not torch.equal(fh, hf):
                 return False
         return True
+
+    def _check_distinct(self, n: int) -> None:
+        """Refuse factors that share transformations (``Product(Flip(), Flip())``, or ``Rot90()``
+        with ``Rot90((-1, -2))``): their product would list one transformation several times."""
+        distinct = torch.unique(self._signature(torch.arange(n)), dim=0).shape[0]
+        if distinct != n:
+            raise ValueError(
+                f"the factors {self.factors} share transformations: their product has {distinct} distinct "
+                f"elements, not {n}; keep one of the factors that act alike"
+            )
 
     def _table_from_probe(self, n: int) -> Tensor:
         ar = torch.arange(n)

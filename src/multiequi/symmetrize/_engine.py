@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import contextvars
 import math
+import numbers
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal
@@ -100,11 +101,13 @@ def examples_per_call(chunk_size: ChunkSize, batch: int, copies: int, *, measure
 
 
 def _check_chunk_size(chunk_size: Any) -> ChunkSize:
-    if chunk_size is None or chunk_size == "auto":
-        return chunk_size
-    if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1:
+    if chunk_size is None:
+        return None
+    if isinstance(chunk_size, str) and chunk_size == "auto":
+        return "auto"
+    if isinstance(chunk_size, bool) or not isinstance(chunk_size, numbers.Integral) or chunk_size < 1:
         raise ValueError(f"chunk_size must be a positive int, 'auto' or None, got {chunk_size!r}")
-    return chunk_size
+    return int(chunk_size)  # numpy integers too
 
 
 def model_output_tensor(out: Any) -> Tensor:
@@ -141,6 +144,8 @@ def _lexicographic_ranks(rows: Tensor) -> Tensor:
     entry per row, as in Hugging Face ``past_key_values``) stays aligned with the rows from one
     step to the next."""
     k, b = rows.shape[:2]
+    if k * b == 0:  # an empty batch: nothing to rank (reshape(0, -1) is ambiguous)
+        return torch.zeros(k, b, dtype=torch.long, device=rows.device)
     flat = rows.reshape(k * b, -1)
     if flat.is_complex():
         flat = torch.view_as_real(flat).reshape(k * b, -1)

@@ -26,13 +26,11 @@ from torch import Tensor, nn
 
 from multiequi import Equitune, MultiEquitune
 from multiequi.groups import Group, resolve_action
-from multiequi.symmetrize import examples_per_call, model_output_tensor
+from multiequi.symmetrize import ChunkSize, examples_per_call, model_output_tensor
 
 from ._workloads import Workload
 
 __all__ = ["Method", "TTALoop", "build_methods", "chunk_label"]
-
-ChunkSize = int | str | None
 
 
 def chunk_label(chunk: ChunkSize) -> str:

@@ -32,7 +32,7 @@ from __future__ import annotations
 import copy
 import sys
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import nn
@@ -111,7 +111,7 @@ def _check_workload(
             if mname == "plain":
                 err = None
             else:
-                err = float(equivariance_error(f_dev, prod, x_dev, output))
+                err = float(cast(float, equivariance_error(f_dev, prod, x_dev, output)))
         diff = relative_difference(out, ref)
         copies = counter.rows / x.shape[0]
         ok = diff <= CHECK_TOL and copies == sizes[copies_key] and (err is None or err <= EQUIV_TOL)

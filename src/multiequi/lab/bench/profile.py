@@ -20,6 +20,7 @@ from typing import Any, cast
 import torch
 
 from multiequi.lab.reporting import interleaved_times
+from multiequi.symmetrize import ChunkSize
 
 from ._methods import build_methods
 from ._workloads import gpt2_model, image_workload, token_workload
@@ -34,7 +35,7 @@ def profile_cell(
     token_model: str = "124m",
     batch: int = 1,
     method: str = "multiequitune",
-    chunk_size: int | str | None = None,
+    chunk_size: ChunkSize = None,
     repeats: int = 3,
     top: int = 12,
 ) -> str:

@@ -13,6 +13,7 @@ The wrapped models' labels do not change. The function :func:`run_demo` returns 
 
 from __future__ import annotations
 
+import functools
 import os
 import statistics
 from collections.abc import Callable, Mapping, Sequence
@@ -142,6 +143,9 @@ def run_demo(
         x = preprocess(batch)
         return x.contiguous(memory_format=torch.channels_last) if channels_last else x
 
+    def classify(fn: Callable[[torch.Tensor], torch.Tensor], images: torch.Tensor) -> torch.Tensor:
+        return fn(prepare(images))
+
     results = []
     bar = common_progress(total=len(methods) * len(photos), desc="demo", enabled=progress, unit="photo")
     with torch.inference_mode():
@@ -153,7 +157,7 @@ def run_demo(
                 orbit = d4.orbit(image)  # the 8 transformed photos, identity first
                 for _ in range(max(1, repeats)):
                     with CopyCounter(model) as counter:
-                        seconds, logits = timed_call(lambda fn=fn, orbit=orbit: fn(prepare(orbit)))
+                        seconds, logits = timed_call(functools.partial(classify, fn, orbit))
                     times.append(seconds / len(orbit))
                 copies.append(counter.rows / len(orbit))
                 spread = max(spread, float((logits - logits[:1]).abs().max()))
