@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import random
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -54,7 +56,7 @@ def test_records_are_written_atomically(tmp_path: Path) -> None:
     assert json.loads((tmp_path / "x.json").read_text()) == {"k": [1, 2]}
     assert not [p for p in os.listdir(tmp_path) if p.endswith(".tmp")]
     (tmp_path / "bad.jsonl").write_text('{"a": 1}\nnot json\n')
-    with pytest.raises(ValueError, match=r"bad\.jsonl:2"):
+    with pytest.raises(ValueError, match=r"bad\.jsonl. line 2 is not a valid record .*fix or delete that line"):
         read_jsonl(tmp_path / "bad.jsonl")
     assert machine_info()["torch"] == torch.__version__
 
@@ -96,6 +98,7 @@ def _loss(m: nn.Module, b: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
 
 
 def test_resumed_training_equals_uninterrupted_training(tmp_path: Path) -> None:
+    """A run extended from 13 to 20 steps ends where a 20-step run ends."""
     model, loader, _ = _problem()
     train(model, loader, _loss, TrainConfig(steps=20, lr=0.05, progress=False, seed=3))
     straight = [p.detach().clone() for p in model.parameters()]
@@ -115,7 +118,61 @@ def test_resumed_training_equals_uninterrupted_training(tmp_path: Path) -> None:
     )
     assert result.resumed_from == 13 and result.steps == 20
     for a, b in zip(straight, model.parameters(), strict=True):
-        torch.testing.assert_close(a, b.detach(), rtol=0, atol=1e-6)
+        assert torch.equal(a, b.detach())
+
+
+def _noisy_loss(model: nn.Module, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+    """A loss that draws from every random stream a training step may use: torch (dropout-like
+    noise, a teacher-forcing coin), numpy and Python."""
+    x, y = batch
+    noise = 0.1 * torch.randn_like(x)
+    coin = float(torch.rand(())) < 0.5
+    scale = 1.0 + 0.01 * float(np.random.rand()) + 0.01 * random.random()
+    out = model(x + noise if coin else x)
+    return scale * nn.functional.cross_entropy(out, y)
+
+
+@pytest.mark.parametrize("stop_at", [3, 7, 8, 16])  # inside an epoch, at an epoch's last batch, at the end
+def test_a_run_stopped_at_any_step_resumes_bitwise(tmp_path: Path, stop_at: int) -> None:
+    """SIGINT in the middle of a step: the step finishes, a checkpoint is written, the rerun ends
+    with bitwise the same weights and history as a run that never stopped (every random stream,
+    the data order and the running loss restored). 8 batches per epoch, 16 steps."""
+    import signal
+
+    from multiequi.lab.training import TrainingInterrupted
+
+    config = TrainConfig(steps=16, lr=0.05, progress=False, seed=3, eval_every=5, checkpoint_seconds=None)
+
+    def evaluate(m: nn.Module) -> float:
+        return -float(sum(p.sum() for p in m.parameters()))
+
+    model, loader, _ = _problem()
+    straight = train(model, loader, _noisy_loss, config, evaluate=evaluate, checkpoint_dir=tmp_path / "straight")
+    weights = [p.detach().clone() for p in model.parameters()]
+
+    calls = {"n": 0}
+
+    def interrupting_loss(m: nn.Module, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+        calls["n"] += 1
+        if calls["n"] == stop_at:
+            os.kill(os.getpid(), signal.SIGINT)  # arrives in the middle of the step
+        return _noisy_loss(m, batch)
+
+    model, loader, _ = _problem()
+    with pytest.raises(TrainingInterrupted) as info:
+        train(model, loader, interrupting_loss, config, evaluate=evaluate, checkpoint_dir=tmp_path / "stopped")
+    assert (info.value.step, info.value.resume_step, info.value.exit_code) == (stop_at, stop_at, 130)
+    assert str(info.value) == f"interrupted at step {stop_at}; rerun the same command to resume from step {stop_at}"
+    torch.manual_seed(1234)  # a new process: other global random states
+    np.random.seed(1234)
+    random.seed(1234)
+    model, loader, _ = _problem()
+    resumed = train(model, loader, _noisy_loss, config, evaluate=evaluate, checkpoint_dir=tmp_path / "stopped")
+    assert resumed.resumed_from == stop_at
+    for a, b in zip(weights, model.parameters(), strict=True):
+        assert torch.equal(a, b.detach())
+    assert resumed.history == straight.history
+    assert (resumed.best_step, resumed.best_score) == (straight.best_step, straight.best_score)
 
 
 def test_model_selection_uses_the_validation_score(tmp_path: Path) -> None:

@@ -6,7 +6,7 @@ import argparse
 from collections.abc import Callable, Mapping
 from typing import Any
 
-__all__ = ["int_arg"]
+__all__ = ["CHECKPOINT_HELP", "checkpoint_every", "int_arg"]
 
 
 def int_arg(minimum: int = 1, words: Mapping[str, Any] | None = None) -> Callable[[str], Any]:
@@ -33,3 +33,36 @@ def int_arg(minimum: int = 1, words: Mapping[str, Any] | None = None) -> Callabl
         return n
 
     return parse
+
+
+#: The help of ``--checkpoint-every`` (scan, multi-image).
+CHECKPOINT_HELP = (
+    "how often training writes a checkpoint to resume from: every N optimizer steps ('500') or every T "
+    "seconds or minutes of training ('60s', '5m'; default 60s, so an interrupted run loses at most about a "
+    "minute). Checkpoints are also written at every validation, at the end and on Ctrl-C / SIGTERM; how often "
+    "does not change any result"
+)
+
+
+def checkpoint_every(value: str) -> tuple[int, float | None]:
+    """``--checkpoint-every``: ``"500"`` (steps) or ``"60s"`` / ``"5m"`` (time) as
+    ``(steps, seconds)`` for :class:`~multiequi.lab.training.TrainConfig`.
+
+    Examples
+    --------
+    >>> checkpoint_every("500"), checkpoint_every("90s"), checkpoint_every("5m")
+    ((500, None), (0, 90.0), (0, 300.0))
+    """
+    text = value.strip().lower()
+    try:
+        if text.endswith(("s", "m")):
+            seconds = float(text[:-1]) * (60.0 if text.endswith("m") else 1.0)
+            if seconds > 0:
+                return 0, seconds
+        elif int(text) >= 1:
+            return int(text), None
+    except ValueError:
+        pass
+    raise argparse.ArgumentTypeError(
+        f"expected a number of steps (e.g. 500) or a time such as 60s or 5m, got {value!r}"
+    )

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from multiequi.lab.experiments.multi_image.presets import PRESETS, describe_presets
 
-from ._argtypes import int_arg
+from ._argtypes import CHECKPOINT_HELP, checkpoint_every, int_arg
 
 if TYPE_CHECKING:
     from multiequi.lab.datasets.images import ImageData
@@ -147,6 +147,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     io.add_argument(
         "--figure-prefix", default="multi_image", help="file name prefix of the plots (default multi_image)"
     )
+    io.add_argument("--checkpoint-every", type=checkpoint_every, default=None, metavar="N|Ts|Tm", help=CHECKPOINT_HELP)
     io.add_argument("--rerun", action="store_true", help="retrain runs already recorded in --out (default: skip them)")
     io.add_argument(
         "--no-channels-last",
@@ -204,6 +205,8 @@ def run(args: argparse.Namespace) -> int:
                 v = getattr(args, name)
                 if v is not None:
                     setattr(cfg, name, None if v == 0 else v)
+            if args.checkpoint_every is not None:
+                cfg.checkpoint_every, cfg.checkpoint_seconds = args.checkpoint_every
             cfg.validate()
             data = _load(args)
             if is_main_process():

@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable
 from typing import Any, cast
 
-from ._argtypes import int_arg
+from ._argtypes import CHECKPOINT_HELP, checkpoint_every, int_arg
 
 __all__ = ["DESCRIPTION", "add_arguments", "run"]
 
@@ -121,6 +121,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     g.add_argument("--json", default=None, metavar="PATH", help="also write the results table as JSON to PATH")
     g.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    g.add_argument("--checkpoint-every", type=checkpoint_every, default=None, metavar="N|Ts|Tm", help=CHECKPOINT_HELP)
     g.add_argument("--no-progress", dest="progress", action="store_false", help="hide the progress bars")
 
     sub = parser.add_subparsers(dest="scan_command", metavar="SUBCOMMAND")
@@ -198,6 +199,8 @@ def _plan(args: argparse.Namespace) -> object:
         changes["eval_samples"] = args.eval_samples
     if args.representative is not None:
         changes["representative"] = args.representative
+    if args.checkpoint_every is not None:
+        changes["checkpoint_every"], changes["checkpoint_seconds"] = args.checkpoint_every
     settings = dataclasses.replace(plan.settings, **changes)
     return dataclasses.replace(
         plan,

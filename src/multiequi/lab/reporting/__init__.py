@@ -10,10 +10,12 @@ one timing helper. Experiments and benchmarks call these instead of writing thei
 """
 
 from .progress import progress as progress
+from .records import DamagedFileError as DamagedFileError
 from .records import append_jsonl as append_jsonl
 from .records import atomic_write_json as atomic_write_json
 from .records import atomic_write_text as atomic_write_text
 from .records import machine_info as machine_info
+from .records import read_json as read_json
 from .records import read_jsonl as read_jsonl
 from .tables import markdown_table as markdown_table
 from .tables import summarize as summarize
@@ -24,6 +26,7 @@ from .timing import summarize_times as summarize_times
 from .timing import timed_call as timed_call
 
 __all__ = [
+    "DamagedFileError",
     "ModelClock",
     "append_jsonl",
     "atomic_write_json",
@@ -32,6 +35,7 @@ __all__ = [
     "machine_info",
     "markdown_table",
     "progress",
+    "read_json",
     "read_jsonl",
     "summarize",
     "summarize_times",

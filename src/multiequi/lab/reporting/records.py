@@ -11,7 +11,20 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-__all__ = ["append_jsonl", "atomic_write_json", "atomic_write_text", "machine_info", "read_jsonl"]
+__all__ = [
+    "DamagedFileError",
+    "append_jsonl",
+    "atomic_write_json",
+    "atomic_write_text",
+    "machine_info",
+    "read_json",
+    "read_jsonl",
+]
+
+
+class DamagedFileError(ValueError):
+    """A results file that cannot be read. The message names the file (and line), what is wrong
+    and what to do."""
 
 
 def atomic_write_text(path: str | os.PathLike[str], text: str) -> Path:
@@ -51,18 +64,43 @@ def _jsonable(value: Any) -> Any:
     raise TypeError(f"{type(value).__name__} is not JSON serializable")
 
 
+def read_json(path: str | os.PathLike[str], what: str = "file") -> Any:
+    """The JSON value in ``path``; a damaged file raises :class:`DamagedFileError` saying which
+    file and what to do (a missing one raises ``FileNotFoundError``)."""
+    path = Path(path)
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise DamagedFileError(
+            f"{what} '{path}' is damaged (not valid JSON: {err}); delete it and rerun to write it again"
+        ) from err
+
+
 def read_jsonl(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
-    """Records of a JSON-lines file (an empty list when the file does not exist)."""
+    """Records of a JSON-lines file (an empty list when the file does not exist).
+
+    A line that is not a JSON object raises :class:`DamagedFileError` naming the file and the line.
+    """
     path = Path(path)
     if not path.exists():
         return []
     out = []
-    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as err:
+        raise DamagedFileError(f"records file '{path}' is damaged (not UTF-8 text: {err})") from err
+    for n, line in enumerate(text.splitlines(), 1):
         if line.strip():
             try:
-                out.append(json.loads(line))
-            except json.JSONDecodeError as err:
-                raise ValueError(f"{path}:{n} is not valid JSON: {err}") from err
+                record = json.loads(line)
+                if not isinstance(record, dict):
+                    raise ValueError(f"a JSON {type(record).__name__}, not an object")
+            except ValueError as err:
+                raise DamagedFileError(
+                    f"records file '{path}' line {n} is not a valid record ({err}); fix or delete that line "
+                    "(the results it held are then computed again on the next run)"
+                ) from err
+            out.append(record)
     return out
 
 

@@ -15,7 +15,9 @@ from .distributed import join_process_group as join_process_group
 from .distributed import leave_process_group as leave_process_group
 from .distributed import wait_for_everyone as wait_for_everyone
 from .distributed import wait_for_main as wait_for_main
+from .loop import CheckpointError as CheckpointError
 from .loop import TrainConfig as TrainConfig
+from .loop import TrainingInterrupted as TrainingInterrupted
 from .loop import TrainResult as TrainResult
 from .loop import load_weights as load_weights
 from .loop import make_accelerator as make_accelerator
@@ -23,8 +25,10 @@ from .loop import save_weights as save_weights
 from .loop import train as train
 
 __all__ = [
+    "CheckpointError",
     "TrainConfig",
     "TrainResult",
+    "TrainingInterrupted",
     "is_main_process",
     "join_process_group",
     "leave_process_group",

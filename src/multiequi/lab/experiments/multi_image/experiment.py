@@ -78,6 +78,8 @@ class ExperimentConfig:
     data_seed: int = 0
     eval_batch_size: int = 256
     channels_last: bool = True
+    checkpoint_every: int = 0
+    checkpoint_seconds: float | None = 60.0
     progress: bool = True
     preset: str | None = None
     command: str = ""
@@ -314,6 +316,8 @@ def train_and_test(
         momentum=cfg.momentum,
         weight_decay=cfg.weight_decay,
         eval_every=steps_per_epoch,
+        checkpoint_every=cfg.checkpoint_every,
+        checkpoint_seconds=cfg.checkpoint_seconds,
         seed=seed,
         progress=cfg.progress,
         desc=f"K={k} {label} train-aug={train_aug} seed={seed}",
@@ -444,7 +448,8 @@ def run_grid(data: ImageData, cfg: ExperimentConfig, out: str | Path, rerun: boo
         if is_main_process():
             append_jsonl(records_path, records)
             atomic_write_json(details_path, details)
-            shutil.rmtree(ckpt / "last", ignore_errors=True)  # resumption state; best/ stays
+            for name in ("last", "previous"):  # resumption state; best/ stays
+                shutil.rmtree(ckpt / name, ignore_errors=True)
         wait_for_main(
             cast(
                 Callable[[], bool],

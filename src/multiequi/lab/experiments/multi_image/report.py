@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from multiequi.lab.reporting import atomic_write_json, markdown_table, read_jsonl, summarize, write_tables
+from multiequi.lab.reporting import atomic_write_json, markdown_table, read_json, read_jsonl, summarize, write_tables
 from multiequi.lab.reporting.plots import grouped_bars
 
 from .data import AUGMENTATIONS
@@ -183,7 +182,7 @@ def compile_report(
     name = _dataset_name(summary)
     grid: dict[str, Any] = {}
     if (out / "grid.json").is_file():
-        grid = json.loads((out / "grid.json").read_text())
+        grid = read_json(out / "grid.json", "grid summary")
     seeds = sorted({r["seed"] for r in records})
     groups = sorted({r.get("groups", "") for r in records})
     title = (

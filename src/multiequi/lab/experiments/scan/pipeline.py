@@ -48,7 +48,7 @@ from multiequi.lab.datasets.scan import (
     generate,
     read_examples,
 )
-from multiequi.lab.reporting import append_jsonl, atomic_write_json, machine_info, read_jsonl
+from multiequi.lab.reporting import append_jsonl, atomic_write_json, machine_info, read_json, read_jsonl
 from multiequi.lab.training import (
     TrainConfig,
     is_main_process,
@@ -133,6 +133,7 @@ class Settings:
     eval_batch_size: int = 256
     data_seed: int = 0
     checkpoint_every: int = 0
+    checkpoint_seconds: float | None = 60.0
     representative: str = "trained"
 
     def __post_init__(self) -> None:
@@ -148,11 +149,17 @@ class Settings:
             "evals_per_training": self.evals_per_training >= 1,
             "eval_samples": self.eval_samples is None or self.eval_samples >= 1,
             "eval_batch_size": self.eval_batch_size >= 1,
+            "checkpoint_every": self.checkpoint_every >= 0,
+            "checkpoint_seconds": self.checkpoint_seconds is None or self.checkpoint_seconds > 0,
             "representative": self.representative in REPRESENTATIVES,
         }
         bad = [k for k, ok in checks.items() if not ok]
         if bad:
             raise ValueError(f"invalid settings {', '.join(f'{k}={getattr(self, k)!r}' for k in bad)}")
+
+    def identity(self) -> dict[str, Any]:
+        """The settings that determine the results (how often checkpoints are written does not)."""
+        return {k: v for k, v in asdict(self).items() if k not in ("checkpoint_every", "checkpoint_seconds")}
 
     def pretrain_part(self) -> dict[str, Any]:
         """The settings that determine the pretrained checkpoint."""
@@ -352,33 +359,24 @@ def _train(
         grad_clip=settings.grad_clip,
         eval_every=max(1, steps // settings.evals_per_training),
         checkpoint_every=settings.checkpoint_every,
+        checkpoint_seconds=settings.checkpoint_seconds,
         seed=seed,
         progress=show,
         desc=desc,
     )
-    evaluate = _evaluator(data.val, settings.eval_batch_size)
-    validation_s = 0.0
-
-    def timed_evaluate(m: nn.Module) -> float:
-        nonlocal validation_s
-        t0 = time.perf_counter()
-        score = evaluate(m)
-        validation_s += time.perf_counter() - t0
-        return score
-
     result = train(
         model,
         make_loader(data.train, settings.batch_size),
         loss,
         config,
-        evaluate=timed_evaluate,
+        evaluate=_evaluator(data.val, settings.eval_batch_size),
         checkpoint_dir=folder / "checkpoints",
     )
     info = dataclasses.asdict(result)
-    info["validation_s"] = validation_s
-    train_s = result.wall_time_s - validation_s
-    steps_run = result.steps - result.resumed_from
-    info["examples_per_s"] = steps_run * settings.batch_size / train_s if steps_run and train_s > 0 else None
+    # wall and validation times are summed over every invocation that trained this stage
+    info["validation_s"] = result.eval_time_s
+    train_s = result.wall_time_s - result.eval_time_s
+    info["examples_per_s"] = result.steps * settings.batch_size / train_s if result.steps and train_s > 0 else None
     return info
 
 
@@ -401,7 +399,7 @@ def _stage(
     model = build()
     if weights.is_file() and info_path.is_file():
         load_weights(inner(model), weights)
-        return model.to(_default_device()), json.loads(info_path.read_text())
+        return model.to(_default_device()), read_json(info_path, "stage record")
     info = fit(model)
     if is_main_process():
         save_weights(inner(model), weights)
@@ -472,7 +470,7 @@ def run_cell(
     runs = Path(runs_dir)
     records_path = runs / "records.jsonl"
     pre_hash, ft_hash = _digest(settings.pretrain_part()), _digest(settings.finetune_part())
-    settings_hash = _digest(asdict(settings))
+    settings_hash = _digest(settings.identity())
     base = runs / task.name / cell / f"seed{seed}"
 
     def recorded() -> set[tuple[str, str]]:
@@ -586,7 +584,7 @@ def run_cell(
                 "finetune_best_step": info.get("best_step"),
                 "eval_wall_s": wall,
                 "eval_ms_per_example": 1000 * wall / total,
-                "settings": asdict(settings),
+                "settings": settings.identity(),
                 "settings_hash": settings_hash,
                 "machine": machine,
                 "time": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
