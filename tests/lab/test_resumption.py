@@ -165,21 +165,44 @@ def _multi_image_args(data: Path, out: Path) -> list[str]:
     ]
 
 
-def test_multi_image_cell_killed_at_a_random_step_resumes_bitwise(tmp_path: Path) -> None:
-    data = make_fashion_files(tmp_path / "fmnist", per_class_train=40, per_class_test=8)
-    straight = _run(_multi_image_args(data, tmp_path / "a"))
+@pytest.fixture(scope="module")
+def fashion_files(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_fashion_files(tmp_path_factory.mktemp("fmnist"), per_class_train=40, per_class_test=8)
+
+
+@pytest.fixture(scope="module")
+def multi_image_reference(tmp_path_factory: pytest.TempPathFactory, fashion_files: Path) -> Path:
+    out = tmp_path_factory.mktemp("multi_image") / "uninterrupted"
+    straight = _run(_multi_image_args(fashion_files, out))
     assert straight.returncode == 0, straight.stderr[-3000:]
-    step = _seeded_step(7, 6, 23)  # 8 steps per epoch, 24 in all; the first checkpoint is at step 5
-    killed = _run(_multi_image_args(data, tmp_path / "b"), fault=f"KILL@{step}:K=2")
-    assert killed.returncode == -signal.SIGKILL, killed.stderr[-3000:]
-    assert not (tmp_path / "b" / "runs.jsonl").exists()
-    rerun = _run(_multi_image_args(data, tmp_path / "b"))
+    return out
+
+
+def _same_multi_image_results(out: Path, reference: Path, step: int) -> None:
+    assert _records(out / "runs.jsonl") == _records(reference / "runs.jsonl")
+    assert _final_weights(out / "checkpoints") == _final_weights(reference / "checkpoints")
+    detail = json.loads(next((out / "runs").glob("*.json")).read_text())
+    expected = json.loads(next((reference / "runs").glob("*.json")).read_text())
+    assert detail["history"] == expected["history"] and 0 < detail["resumed_from"] <= step
+
+
+@pytest.mark.parametrize(("signal_name", "code"), [("KILL", -signal.SIGKILL), ("INT", 130)])
+def test_multi_image_cell_stopped_at_a_random_step_resumes_bitwise(
+    tmp_path: Path, fashion_files: Path, multi_image_reference: Path, signal_name: str, code: int
+) -> None:
+    step = _seeded_step(7 + len(signal_name), 6, 23)  # 8 steps per epoch, 24 in all; first checkpoint at 5
+    out = tmp_path / "b"
+    stopped = _run(_multi_image_args(fashion_files, out), fault=f"{signal_name}@{step}:K=2")
+    assert stopped.returncode == code, stopped.stderr[-3000:]
+    if signal_name == "INT":
+        expected = (
+            f"multiequi multi-image: interrupted at step {step}; rerun the same command to resume from step {step}"
+        )
+        assert stopped.stderr.strip().splitlines()[-1] == expected
+    assert not (out / "runs.jsonl").exists()
+    rerun = _run(_multi_image_args(fashion_files, out))
     assert rerun.returncode == 0, rerun.stderr[-3000:]
-    assert _records(tmp_path / "b" / "runs.jsonl") == _records(tmp_path / "a" / "runs.jsonl")
-    assert _final_weights(tmp_path / "b" / "checkpoints") == _final_weights(tmp_path / "a" / "checkpoints")
-    detail = {k: v for k, v in json.loads(next((tmp_path / "b" / "runs").glob("*.json")).read_text()).items()}
-    reference = json.loads(next((tmp_path / "a" / "runs").glob("*.json")).read_text())
-    assert detail["history"] == reference["history"] and 0 < detail["resumed_from"] <= step
+    _same_multi_image_results(out, multi_image_reference, step)
 
 
 # -------------------------------------------------------------------------------- two processes
@@ -209,3 +232,19 @@ def test_two_processes_stopped_by_ctrl_c_and_by_a_killed_process_resume_bitwise(
     assert killed.returncode != 0
     assert _launch(tmp_path / "c").returncode == 0
     assert (_records(tmp_path / "c" / "records.jsonl"), _final_weights(tmp_path / "c")) == reference
+
+
+def test_two_processes_multi_image_cell_killed_resumes_bitwise(tmp_path: Path, fashion_files: Path) -> None:
+    straight = accelerate_launch("-m", "multiequi.cli", *_multi_image_args(fashion_files, tmp_path / "a"))
+    assert straight.returncode == 0
+    step = _seeded_step(13, 6, 11)  # 4 steps per epoch per process: 12 in all
+    killed = accelerate_launch(
+        "-m",
+        "multiequi.cli",
+        *_multi_image_args(fashion_files, tmp_path / "b"),
+        env={"MULTIEQUI_FAULT": f"KILL@{step}:K=2"},
+        expect_failure=True,
+    )
+    assert killed.returncode != 0 and not (tmp_path / "b" / "runs.jsonl").exists()
+    assert accelerate_launch("-m", "multiequi.cli", *_multi_image_args(fashion_files, tmp_path / "b")).returncode == 0
+    _same_multi_image_results(tmp_path / "b", tmp_path / "a", step)
