@@ -290,6 +290,11 @@ def _read_checkpoint(
     except (OSError, ValueError) as err:
         raise CheckpointError(f"'{state_path}' is damaged ({err})") from err
     written, wanted = state.get("config_key"), _checkpoint_key(config)
+    if written is None:
+        raise CheckpointError(
+            f"'{state_path}' was written by an earlier version of multiequi, whose checkpoints cannot be "
+            "resumed exactly; delete the folder to start this training over"
+        )
     if state.get("processes", processes) != processes:
         raise CheckpointError(
             f"the checkpoint in '{folder}' was written by {state['processes']} processes and this run has "
