@@ -202,8 +202,11 @@ def assert_equivariant(
 class CopyCounter:
     """Count the calls and rows that reach ``module`` (a context manager).
 
-    Rows are the first positional argument's batch size, summed over calls; the calls made by
-    the ``chunk_size="auto"`` tuner are not counted.
+    Rows are the batch size of the module's input, summed over calls: the first positional
+    argument, or for keyword calls (Hugging Face models) the keyword ``key`` (default: the first
+    of ``input_ids``, ``pixel_values``, ``inputs_embeds``, else the first tensor keyword).
+    :attr:`shapes` lists each call's input shape. The calls made by the ``chunk_size="auto"``
+    tuner are not counted.
 
     Examples
     --------
@@ -215,29 +218,46 @@ class CopyCounter:
     >>> f = MultiEquitune(emb, [TokenCycles([[1, 2]], 10), TokenCycles([[3, 4, 5]], 10)])
     >>> with CopyCounter(emb) as c:
     ...     _ = f(torch.tensor([[1, 3, 7]]))
-    >>> c.rows, c.calls
-    (5, 1)
+    >>> c.rows, c.calls, c.shapes
+    (5, 1, [(5, 3)])
     """
 
-    def __init__(self, module: nn.Module) -> None:
+    _KEYS = ("input_ids", "pixel_values", "inputs_embeds")
+
+    def __init__(self, module: nn.Module, key: str | None = None) -> None:
         if not isinstance(module, nn.Module):
             raise TypeError(f"CopyCounter needs an nn.Module to hook, got {type(module).__name__}")
         self.module = module
+        self.key = key
         self.calls = 0
         self.rows = 0
+        self.shapes: list[tuple[int, ...]] = []
         self._handle: Any = None
 
-    def _hook(self, module: nn.Module, args: tuple) -> None:
+    def _input(self, args: tuple, kwargs: dict) -> Any:
+        if self.key is not None:
+            return kwargs.get(self.key, args[0] if args else None)
+        if args:
+            return args[0]
+        for name in self._KEYS:
+            if isinstance(kwargs.get(name), Tensor):
+                return kwargs[name]
+        return next((v for v in kwargs.values() if isinstance(v, Tensor)), None)
+
+    def _hook(self, module: nn.Module, args: tuple, kwargs: dict) -> None:
         if is_tuning():
             return
         self.calls += 1
-        if args and isinstance(args[0], Tensor) and args[0].dim() > 0:
-            self.rows += int(args[0].shape[0])
+        x = self._input(args, kwargs)
+        if isinstance(x, Tensor) and x.dim() > 0:
+            self.rows += int(x.shape[0])
+            self.shapes.append(tuple(x.shape))
 
     def __enter__(self) -> CopyCounter:
         self.calls = 0
         self.rows = 0
-        self._handle = self.module.register_forward_pre_hook(self._hook)
+        self.shapes = []
+        self._handle = self.module.register_forward_pre_hook(self._hook, with_kwargs=True)
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -427,7 +427,7 @@ class _MaxOverCopies(Symmetrizer):
         super().__init__(*args, **kwargs)
         self.seen: list[tuple[Branch, Tensor, Tensor, Tensor]] = []
 
-    def reduce(self, branch: Branch, aligned: Tensor, raw: Tensor, inputs: Tensor) -> Tensor:
+    def reduce(self, branch: Branch, aligned: Tensor, raw: Tensor, inputs: Tensor, elements: Tensor) -> Tensor:
         self.seen.append((branch, aligned, raw, inputs))
         return aligned.amax(0)
 
@@ -435,7 +435,7 @@ class _MaxOverCopies(Symmetrizer):
 class _IdentityCopy(Symmetrizer):
     """An order-dependent reduction (the first copy): not invariant, so the check can fail."""
 
-    def reduce(self, branch: Branch, aligned: Tensor, raw: Tensor, inputs: Tensor) -> Tensor:
+    def reduce(self, branch: Branch, aligned: Tensor, raw: Tensor, inputs: Tensor, elements: Tensor) -> Tensor:
         return aligned[0]
 
 

@@ -33,6 +33,7 @@ import math
 import numbers
 import time
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import torch
@@ -42,6 +43,7 @@ from ..groups import Action, AxisPermutation, Group, Product, resolve_action, tr
 
 __all__ = [
     "Branch",
+    "Copies",
     "Symmetrizer",
     "apply_symmetrizer",
     "examples_per_call",
@@ -350,13 +352,41 @@ def symmetrize_output(y: Tensor, group: Group, output: Output = "same", *, sorte
     return apply_symmetrizer(y, resolve_action(group, output), sorted_sum)
 
 
+@dataclass
+class Copies:
+    """The transformed copies of a batch ``x`` of ``B`` examples (:meth:`Symmetrizer.copies`).
+
+    Attributes
+    ----------
+    rows : Tensor
+        ``(K, B, ...)``: every branch's copies stacked, branch after branch (``K = Σ |G_i|``); one
+        model call takes ``rows.reshape(K * B, ...)``.
+    elements : list of Tensor
+        Per branch, ``(|G_i|, B)``: the element of ``G_i`` that made each copy (the copies of an
+        example may be ordered by their inputs, see the module docstring).
+    """
+
+    rows: Tensor
+    elements: list[Tensor]
+
+    @property
+    def sizes(self) -> list[int]:
+        """Copies per example of each branch (``|G_i|``)."""
+        return [int(e.shape[0]) for e in self.elements]
+
+
 class Symmetrizer(nn.Module):
     """Base class of the six wrappers: the model, the branches and the batched call.
 
     ``Symmetrizer(model, G)`` is equitune over ``G``; ``Symmetrizer(model, [G1, G2, ...])`` is
     multi-equitune over the factors (one branch per factor, ``Σ |G_i|`` copies). Every wrapper
     takes the same arguments: the model, the group or groups, then keyword-only ``output``,
-    ``aggregate``, ``chunk_size`` and ``sorted_sum`` (see :class:`~multiequi.Equitune`).
+    ``aggregate``, ``chunk_size``, ``sorted_sum``, ``input_key`` and ``output_key`` (see
+    :class:`~multiequi.Equitune`).
+
+    A step at a time (generation with a cache): :meth:`copies` builds the copies of a batch,
+    :meth:`combine` turns the model's outputs on them into the symmetrized output, and
+    :meth:`extend` gives each copy its next token in its own frame.
 
     New reductions (the public extension point): subclass and override :meth:`reduce`, which
     turns one branch's outputs, aligned with ``g⁻¹``, from ``(|G_i|, B, ...)`` into ``(B, ...)``.
@@ -371,7 +401,7 @@ class Symmetrizer(nn.Module):
     >>> from multiequi import Symmetrizer
     >>> from multiequi.groups import Rot90
     >>> class MaxOverRotations(Symmetrizer):
-    ...     def reduce(self, branch, aligned, raw, inputs):
+    ...     def reduce(self, branch, aligned, raw, inputs, elements):
     ...         return aligned.amax(0)
     >>> net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(9, 3))
     >>> f = MaxOverRotations(net, Rot90())
@@ -389,6 +419,8 @@ class Symmetrizer(nn.Module):
         aggregate: Aggregate = "raw",
         chunk_size: ChunkSize = "auto",
         sorted_sum: bool = True,
+        input_key: str | None = None,
+        output_key: str | None = None,
     ) -> None:
         super().__init__()
         if not callable(model):
@@ -401,6 +433,11 @@ class Symmetrizer(nn.Module):
                 raise TypeError(f"groups must be a Group or a non-empty list of Group objects, got {groups!r}")
         if not isinstance(sorted_sum, bool):
             raise TypeError(f"sorted_sum must be True or False, got {sorted_sum!r}")
+        for name, key in (("input_key", input_key), ("output_key", output_key)):
+            if key is not None and (not isinstance(key, str) or not key):
+                raise TypeError(f"{name} must be a keyword name such as 'input_ids' or None, got {key!r}")
+        self.input_key = input_key
+        self.output_key = output_key
         self.model = model
         self.factors = factors
         self.group = factors[0] if len(factors) == 1 else Product(*factors)
@@ -505,10 +542,12 @@ class Symmetrizer(nn.Module):
         args: tuple,
         kwargs: dict,
         getter: Callable[[Any], Tensor],
+        key: str | None = None,
     ) -> Tensor:
         """One call of ``fn`` on the stacked copies ``xs`` ``(K, b, ...)`` of examples ``lo..hi``
-        of a batch of ``B`` (``span = (lo, hi, B)``); returns ``(K, b, ...)``. Tensor arguments
-        with ``B`` rows are sliced to the chunk and repeated for every copy."""
+        of a batch of ``B`` (``span = (lo, hi, B)``); returns ``(K, b, ...)``. The copies go in as
+        the first positional argument, or as the keyword ``key``. Tensor arguments with ``B`` rows
+        are sliced to the chunk and repeated for every copy."""
         k, n = xs.shape[:2]
         lo, hi, b = span
 
@@ -519,7 +558,12 @@ class Symmetrizer(nn.Module):
             return v
 
         rows = xs.reshape(k * n, *xs.shape[2:])
-        y = getter(fn(rows, *(repeat(v) for v in args), **{name: repeat(v) for name, v in kwargs.items()}))
+        other = {name: repeat(v) for name, v in kwargs.items()}
+        if key is None:
+            out = fn(rows, *(repeat(v) for v in args), **other)
+        else:
+            out = fn(*(repeat(v) for v in args), **{key: rows}, **other)
+        y = getter(out)
         if y.dim() == 0 or y.shape[0] != rows.shape[0]:
             raise ValueError(
                 f"the wrapped model returned shape {tuple(y.shape)} for {rows.shape[0]} input rows; "
@@ -527,40 +571,110 @@ class Symmetrizer(nn.Module):
             )
         return y.reshape(k, n, *y.shape[1:])
 
-    def _process(self, x: Tensor, lo: int, hi: int, args: tuple, kwargs: dict) -> Tensor:
-        """The symmetrized output of examples ``lo..hi``: their copies (all branches) in one
-        model call, each branch reduced and symmetrized over its other factors."""
-        span = (lo, hi, x.shape[0])
+    def _read_output(self, out: Any) -> Tensor:
+        """The tensor of the model's output that is symmetrized (``output_key``, else the output
+        itself or its ``logits``)."""
+        if self.output_key is None:
+            return model_output_tensor(out)
+        key = self.output_key
+        value = out.get(key) if isinstance(out, Mapping) else getattr(out, key, None)
+        if not isinstance(value, Tensor):
+            fields = list(out.keys()) if isinstance(out, Mapping) else [k for k in vars(out) if not k.startswith("_")]
+            raise TypeError(
+                f"output_key={key!r}: the wrapped model's output ({type(out).__name__}) has no tensor {key!r}; "
+                f"its fields are {fields}"
+            )
+        return value
+
+    def copies(self, x: Tensor) -> Copies:
+        """The transformed copies of the batch ``x`` that go through the model: every branch's,
+        made invariant to its other factors (no model call)."""
         with trusted():
-            parts = [br.inputs(x[lo:hi]) for br in self.branches]
-        sizes = [rows.shape[0] for rows, _ in parts]
-        xs = parts[0][0] if len(parts) == 1 else torch.cat([rows for rows, _ in parts], dim=0)
-        raw = self._call(self.model, xs, span, args, kwargs, model_output_tensor)
+            parts = [br.inputs(x) for br in self.branches]
+        rows = parts[0][0] if len(parts) == 1 else torch.cat([r for r, _ in parts], dim=0)
+        return Copies(rows, [e for _, e in parts])
+
+    def combine(self, raw: Tensor, copies: Copies) -> Tensor:
+        """The symmetrized output from the model's outputs ``raw`` ``(K, B, ...)`` on ``copies``:
+        each branch aligned with ``g⁻¹`` and reduced, symmetrized over its other factors, and the
+        branches averaged."""
+        if raw.shape[0] != copies.rows.shape[0] or raw.shape[1] != copies.rows.shape[1]:
+            raise ValueError(
+                f"expected the model's outputs on the copies, shape ({copies.rows.shape[0]}, "
+                f"{copies.rows.shape[1]}, ...); got {tuple(raw.shape)}"
+            )
         y = self._agg(raw)
+        sizes = copies.sizes
+        rows = copies.rows.split(sizes)
         outs = []
         plain_mean = type(self).reduce is Symmetrizer.reduce
-        for br, (rows, elements), yi, ri in zip(self.branches, parts, y.split(sizes), raw.split(sizes), strict=True):
+        for br, elements, xi, yi, ri in zip(
+            self.branches, copies.elements, rows, y.split(sizes), raw.split(sizes), strict=True
+        ):
             with trusted():
                 if plain_mean:
                     zi = br.mean(yi, elements, self.sorted_sum)
                 else:
-                    zi = self.reduce(br, br.align(yi, elements), ri, rows)
+                    zi = self.reduce(br, br.align(yi, elements), ri, xi, elements)
                 outs.append(br.symmetrize_others(zi, self.sorted_sum))
         if len(outs) == 1:
             return outs[0]
         return sequential_sum(outs) / len(outs)  # type: ignore[arg-type]
 
+    def extend(self, copies: Copies, tokens: Tensor) -> Tensor:
+        """The next input of every copy when the example's sequence grows by ``tokens``.
+
+        For groups that act on each position of a sequence on its own (word swaps): copy ``g`` of
+        branch ``i`` was made from ``canon_{-i}(x)``, so it continues with
+        ``g·canon_{-i}(tokens)``. ``tokens`` is ``(B,)`` or ``(B, T)``; returns ``(K, B)`` or
+        ``(K, B, T)``, in the order of ``copies.rows``. Used to decode with a cache: the copies
+        keep their rows from step to step.
+        """
+        b = copies.rows.shape[1]
+        t = tokens if tokens.dim() > 1 else tokens.unsqueeze(-1)
+        if t.shape[0] != b:
+            raise ValueError(f"tokens must have one row per example ({b}), got shape {tuple(tokens.shape)}")
+        self.group.validate(t)
+        parts = []
+        with trusted():
+            for br, elements in zip(self.branches, copies.elements, strict=True):
+                c = t if br.others is None else br.others.canonicalize(t, symmetric_under=br.group)
+                n = elements.shape[0]
+                stack = c.unsqueeze(0).expand(n, *c.shape).reshape(n * b, *c.shape[1:])
+                moved = br.group.transform(stack, elements.reshape(-1))
+                parts.append(moved.reshape(n, b, *c.shape[1:]))
+        out = parts[0] if len(parts) == 1 else torch.cat(parts, dim=0)
+        return out if tokens.dim() > 1 else out[..., 0]
+
+    def _process(self, x: Tensor, lo: int, hi: int, args: tuple, kwargs: dict) -> Tensor:
+        """The symmetrized output of examples ``lo..hi``: their copies (all branches) in one
+        model call, each branch reduced and symmetrized over its other factors."""
+        copies = self.copies(x[lo:hi])
+        raw = self._call(self.model, copies.rows, (lo, hi, x.shape[0]), args, kwargs, self._read_output, self.input_key)
+        return self.combine(raw, copies)
+
     # ------------------------------------------------------------------ forward
-    def forward(self, x: Tensor, *args: Any, **kwargs: Any) -> Tensor:
-        """Symmetrized output for the batch ``x`` (batch dimension first); extra positional and
-        keyword arguments are passed to the model, tensors sharing ``x``'s batch size repeated
-        for every copy."""
+    def forward(self, *args: Any, **kwargs: Any) -> Tensor:
+        """Symmetrized output for a batch (batch dimension first): the first positional argument,
+        or the keyword ``input_key``. Other positional and keyword arguments are passed to the
+        model, tensors sharing the batch size repeated for every copy."""
+        if self.input_key is None:
+            if not args:
+                raise TypeError("the wrapped model's input must be the first positional argument (or set input_key=)")
+            x, args = args[0], args[1:]
+            where = "the first argument"
+        else:
+            if self.input_key not in kwargs:
+                raise TypeError(
+                    f"input_key={self.input_key!r}: pass the batch as {self.input_key}=...; "
+                    f"got the keywords {sorted(kwargs)}"
+                )
+            x = kwargs.pop(self.input_key)
+            where = f"{self.input_key}"
         if not isinstance(x, Tensor):
-            raise TypeError(
-                f"the first argument must be a Tensor with the batch dimension first, got {type(x).__name__}"
-            )
+            raise TypeError(f"{where} must be a Tensor with the batch dimension first, got {type(x).__name__}")
         if x.dim() == 0:
-            raise ValueError("the first argument must have a batch dimension")
+            raise ValueError(f"{where} must have a batch dimension")
         self.group.validate(x)  # once; the orbits and canonical forms built from x are valid by construction
         b = x.shape[0]
 
@@ -572,10 +686,11 @@ class Symmetrizer(nn.Module):
             return process(0, b)
         return torch.cat([process(lo, min(b, lo + per)) for lo in range(0, b, per)])
 
-    def reduce(self, branch: Branch, aligned: Tensor, raw: Tensor, inputs: Tensor) -> Tensor:
+    def reduce(self, branch: Branch, aligned: Tensor, raw: Tensor, inputs: Tensor, elements: Tensor) -> Tensor:
         """Reduce a branch's aligned outputs ``(|G_i|, B, ...)`` to ``(B, ...)`` (equitune: the
-        mean). ``raw`` are the outputs before alignment and ``inputs`` the copies, in the same
-        order. Subclasses override this; the plain mean takes a faster path that never builds
+        mean). ``raw`` are the outputs before alignment, ``inputs`` the copies and ``elements``
+        ``(|G_i|, B)`` the element of ``branch.group`` that made each copy, all in the same order.
+        Subclasses override this; the plain mean takes a faster path that never builds
         ``aligned`` when the output action moves few entries."""
         return sorted_mean(aligned) if self.sorted_sum else aligned.mean(0)
 

