@@ -259,3 +259,18 @@ def test_transformers_attributes_and_refusals() -> None:
         lm.generate(_prompts(), max_new_tokens=2, eos_token_id=7)
     with pytest.raises(ValueError, match="method must be one of"):
         EquivariantLM(model, FACTORS, method="tta")
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float16])
+def test_lower_precisions_generate_and_stay_equivariant_up_to_their_rounding(dtype: torch.dtype) -> None:
+    """float32, bfloat16 and float16 models: generation runs (the copies' logits are combined in
+    float32, as transformers scores them), and the logits are equivariant to the dtype's precision."""
+    lm = _wrap(_gpt2().to(dtype), "multi-equitune")
+    ids = _prompts()
+    out = lm.generate(ids, max_new_tokens=4, do_sample=False, eos_token_id=None)
+    assert out.shape == (3, 10)
+    with torch.no_grad():
+        logits = lm(input_ids=ids).logits
+        assert logits.dtype == dtype
+        err = equivariance_error(lambda z: lm(input_ids=z).logits.double(), Product(*FACTORS), ids, "vocab")
+    assert err < {torch.float32: 1e-6, torch.bfloat16: 1e-2, torch.float16: 1e-2}[dtype]
