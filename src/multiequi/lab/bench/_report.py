@@ -10,7 +10,7 @@ from typing import Any
 from multiequi.lab.reporting import atomic_write_json, atomic_write_text, markdown_table, write_tables
 from multiequi.lab.reporting.plots import grouped_bars, line_plot
 
-__all__ = ["evaluate_targets", "format_report", "stamp", "write_outputs"]
+__all__ = ["evaluate_generation_targets", "evaluate_targets", "format_report", "stamp", "write_outputs"]
 
 #: (batch, minimum speed-up over ttach's D4 loop) on the image workload, CPU.
 TTACH_GOALS = {1: 1.8, 32: 2.5}
@@ -18,6 +18,15 @@ OVERHEAD_GOAL = 1.15
 RATIO_TOLERANCE = 0.15
 CHUNK_MEMORY_GOAL = 1.25
 INVARIANCE_GOAL = 1e-6
+#: Generation: multi-equitune's ms per new token at most this times the plain model's on the same rows.
+GEN_FLOOR_GOAL = 1.15
+#: Generation: at least this many times faster per new token than the predecessor's loop, at N = 3.
+GEN_PEER_GOAL = 8.0
+GEN_PEER_FACTORS = 3
+#: Generation: the wrapper's own cost per decoding step, SmolLM2 at batch 1 on a CPU, below this share.
+GEN_OWN_COST_GOAL = 0.10
+#: Generation: the wrappers' error of the generated distributions that still counts as equivariant.
+GEN_ERROR_GOAL = 1e-5
 
 Rec = Mapping[str, Any]
 
@@ -57,11 +66,12 @@ def _plain_peaks(records: Sequence[Rec]) -> dict[tuple[str, int], float]:
     return out
 
 
-def evaluate_targets(records: Sequence[Rec]) -> list[dict[str, Any]]:
+def evaluate_targets(records: Sequence[Rec], generation: Sequence[Rec] = ()) -> list[dict[str, Any]]:
     """Check the issue's performance targets on measured records (ratios within one run).
 
     Each entry: ``target``, ``cell``, ``goal``, ``measured``, ``met`` (``None``: reported for
     information only, no goal applies to that cell) and a ``detail`` sentence with the numbers.
+    ``generation``: the generation workload's records (:func:`evaluate_generation_targets`).
     """
     idx = _index(records)
     out: list[dict[str, Any]] = []
@@ -172,6 +182,96 @@ def evaluate_targets(records: Sequence[Rec]) -> list[dict[str, Any]]:
                 ratio <= CHUNK_MEMORY_GOAL if fixed else None,
                 f"{r['method']} peak {r['peak_mem_mb']:.0f} MB at {rows} rows per call; plain model on {rows} rows "
                 f"{ref_mb:.0f} MB; unchunked: " + _unchunked_peak(idx, r),
+            )
+        )
+    return out + evaluate_generation_targets(generation)
+
+
+def _gen_cell(r: Rec) -> str:
+    return f"generation {str(r['model']).split(' (')[0]} N={r['n_factors']} B={r['batch']}"
+
+
+def _is_smollm2(r: Rec) -> bool:
+    from multiequi.hf import SMOLLM2_NAME
+
+    return str(r.get("model")) == SMOLLM2_NAME
+
+
+def evaluate_generation_targets(records: Sequence[Rec]) -> list[dict[str, Any]]:
+    """The generation workload's targets, each one-sided (faster than needed is met).
+
+    1. Multi-equitune's ms per new token within :data:`GEN_FLOOR_GOAL` x the plain model generating
+       on the same ``Σ|G_i|·B`` rows with a cache (every batch; equitune against ``Π|G_i|·B`` rows
+       for information).
+    2. At least :data:`GEN_PEER_GOAL` x faster per new token than the predecessor's loop at
+       ``N = 3`` (other ``N`` for information), with the wrapper's error at most :data:`GEN_ERROR_GOAL`.
+    3. The wrapper's own cost per decoding step below :data:`GEN_OWN_COST_GOAL` of a step of the
+       SmolLM2 stand-in at batch 1 (other models for information).
+    """
+    ok = [r for r in records if r.get("status") == "ok" and r.get("ms_per_token") is not None]
+    idx = {(r["model"], r["n_factors"], r["batch"], r["method"]): r for r in ok}
+    out: list[dict[str, Any]] = []
+    for r in ok:  # 1. against the plain model on the same rows
+        if r.get("kind") not in ("multiequitune", "equitune"):
+            continue
+        k = r["sum_order"] if r["kind"] == "multiequitune" else r["product_order"]
+        ref = idx.get((r["model"], r["n_factors"], r["batch"], f"plain x{k}"))
+        if ref is None or not ref["ms_per_token"] or ref["ms_per_token"] <= 0:
+            continue
+        ratio = r["ms_per_token"] / ref["ms_per_token"]
+        goal = r["kind"] == "multiequitune"
+        first = (
+            f"; first token {r['ttft_ms']:.1f} vs {ref['ttft_ms']:.1f} ms"
+            if r.get("ttft_ms") is not None and ref.get("ttft_ms") is not None
+            else ""
+        )
+        out.append(
+            _target(
+                "generation: ms/token vs plain on the same rows" + ("" if goal else " (equitune, information)"),
+                _gen_cell(r),
+                f"<= {GEN_FLOOR_GOAL}x plain on {k}B rows" if goal else "-",
+                ratio,
+                ratio <= GEN_FLOOR_GOAL if goal else None,
+                f"{r['method']} {r['ms_per_token']:.1f} ms/token; plain x{k} (cache) {ref['ms_per_token']:.1f} "
+                f"ms/token{first}",
+            )
+        )
+    for r in ok:  # 2. against the predecessor's loop
+        if r.get("kind") != "peer":
+            continue
+        multi = idx.get((r["model"], r["n_factors"], r["batch"], "multiequitune"))
+        if multi is None or multi["ms_per_token"] <= 0:
+            continue
+        speed = r["ms_per_token"] / multi["ms_per_token"]
+        applies = r["n_factors"] == GEN_PEER_FACTORS
+        err = multi.get("error")
+        err_ok = err is not None and err <= GEN_ERROR_GOAL
+        out.append(
+            _target(
+                "generation: faster than the predecessor's loop",
+                _gen_cell(r),
+                f">= {GEN_PEER_GOAL:g}x, error <= {GEN_ERROR_GOAL:g}" if applies else "-",
+                speed,
+                (speed >= GEN_PEER_GOAL and err_ok) if applies else None,
+                f"equigpt2-loop {r['ms_per_token']:.1f} ms/token "
+                f"(error {_fmt(r.get('error'), '.1e') or 'not measured'}) vs multiequitune "
+                f"{multi['ms_per_token']:.1f} ms/token (error {_fmt(err, '.1e') or 'not measured'})",
+            )
+        )
+    for r in ok:  # 3. the wrapper's own cost per decoding step
+        if r.get("kind") not in ("multiequitune", "equitune") or r["batch"] != 1 or r.get("wrapper_overhead") is None:
+            continue
+        applies = _is_smollm2(r) and str(r.get("device", "cpu")).startswith("cpu")
+        step, model = r["ms_per_token"], r.get("model_ms_per_token")
+        out.append(
+            _target(
+                "generation: wrapper's own cost per step",
+                _gen_cell(r) + f" {r['method']}",
+                f"< {GEN_OWN_COST_GOAL:.0%} of a step" if applies else "-",
+                r["wrapper_overhead"],
+                r["wrapper_overhead"] < GEN_OWN_COST_GOAL if applies else None,
+                f"{r['method']} {step:.2f} ms/token, {model:.2f} of it inside the model: "
+                f"{step - model:.2f} ms outside ({100 * r['wrapper_overhead']:.1f}%)",
             )
         )
     return out
@@ -288,6 +388,11 @@ def format_report(records: Sequence[Rec], meta: Mapping[str, Any], targets: Sequ
         from ._scan import format_scan_throughput
 
         out += ["## scan: SCAN-II fine-tuning and decoding throughput", "", format_scan_throughput(scan), ""]
+    gen = meta.get("generation")
+    if gen:
+        from ._generation import format_generation
+
+        out += ["## generation: greedy decoding through EquivariantLM", "", format_generation(gen), ""]
     out += ["## Targets", "", targets_table(targets) if targets else "(no target applies to these cells)", ""]
     out.append(
         "copies: rows through the model per example (CopyCounter); calls: model calls per batch; model ms: time "
@@ -306,7 +411,7 @@ def write_outputs(
     plots: bool = True,
 ) -> dict[str, Path]:
     """Write ``records.json``, ``table.{md,csv,json}``, ``targets.json``, ``meta.json``, ``report.md``, the
-    plots and, when the SCAN workload ran, ``scan.json``."""
+    plots and, when the SCAN workload ran, ``scan.json``; when the generation workload ran, ``generation.json``."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     paths: dict[str, Path] = {}
@@ -318,6 +423,8 @@ def write_outputs(
     paths["meta"] = atomic_write_json(out / "meta.json", dict(meta))
     if meta.get("scan_throughput"):
         paths["scan"] = atomic_write_json(out / "scan.json", meta["scan_throughput"])
+    if meta.get("generation"):
+        paths["generation"] = atomic_write_json(out / "generation.json", meta["generation"])
     paths["report"] = atomic_write_text(out / "report.md", format_report(records, meta, targets) + "\n")
     if plots:
         paths.update(make_plots(records, meta, out))

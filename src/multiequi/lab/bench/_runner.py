@@ -58,7 +58,12 @@ _MAX_REPEATS = 100
 
 @dataclass
 class BenchConfig:
-    """Settings of one benchmark run (``multiequi bench --help`` documents each)."""
+    """Settings of one benchmark run (``multiequi bench --help`` documents each).
+
+    ``workloads`` may also name ``"generation"`` (:func:`~multiequi.lab.bench.generation_bench`, the
+    ``gen_*`` fields); the ``multiequi bench`` command runs it by default, this class's default
+    leaves it out for programmatic runs (``multiequi bench gpu``).
+    """
 
     workloads: tuple[str, ...] = ("images", "tokens", "scan")
     image_batches: tuple[int, ...] = (1, 32)
@@ -84,13 +89,19 @@ class BenchConfig:
     scan_batch: int = 64
     scan_steps: int = 10
     scan_repeats: int = 5
+    gen_models: tuple[str, ...] = ("gpt2", "smollm2")
+    gen_factors: tuple[int, ...] = (1, 2, 3, 4)
+    gen_batches: tuple[int, ...] = (1, 16)
+    gen_new_tokens: int = 15
+    gen_prompt_len: int = 8
     device: str = "cpu"
     progress: bool = True
     quick: bool = False
 
     @classmethod
     def quick_preset(cls, **overrides: Any) -> BenchConfig:
-        """The ``--quick`` settings: small batches, a tiny GPT-2, 3 repeats, a 20 s cell budget."""
+        """The ``--quick`` settings: small batches, a tiny GPT-2, 3 repeats, a 20 s cell budget; generation
+        with the tiny GPT-2 only, N = 1, 2, batches 1 and 4, 4 new tokens."""
         base: dict[str, Any] = {
             "image_batches": (1, 4),
             "token_model": "tiny",
@@ -101,6 +112,10 @@ class BenchConfig:
             "error_examples": 2,
             "scan_steps": 3,
             "scan_repeats": 2,
+            "gen_models": ("gpt2",),
+            "gen_factors": (1, 2),
+            "gen_batches": (1, 4),
+            "gen_new_tokens": 4,
             "quick": True,
         }
         base.update(overrides)
@@ -508,9 +523,9 @@ def run_bench(
         cells = [c for c, _ in pairs if c is not None]
         if cfg.memory and device.type == "cpu" and not cpu_peak_supported():
             say("peak memory: this OS offers no resettable high-water mark; reported as null")
-        elif cfg.memory and device.type == "cpu" and fresh_process:
+        elif cfg.memory and device.type == "cpu" and fresh_process and cells:
             mem_method = _memory_fresh_process(cells, cfg, bar, say)
-        elif cfg.memory:
+        elif cfg.memory and cells:
             mem_method = _memory_in_process(cells, device, bar)
     bar.close()
     scan = None
@@ -526,6 +541,30 @@ def run_bench(
             device=cfg.device,
             show_progress=cfg.progress,
         )
+    generation: dict[str, Any] | None = None
+    if "generation" in cfg.workloads:  # last: its memory pass may fix glibc's mmap threshold for the process
+        from ._generation import generation_bench
+
+        say("multiequi bench: generation (greedy decoding with a cache, against its floors and the predecessor's loop)")
+        generation = generation_bench(
+            cfg.gen_models,
+            cfg.token_model,
+            cfg.gen_factors,
+            cfg.gen_batches,
+            prompt_len=cfg.gen_prompt_len,
+            new_tokens=cfg.gen_new_tokens,
+            repeats=cfg.repeats,
+            min_time_s=cfg.min_time_s,
+            warmup=cfg.warmup,
+            cell_budget_s=cfg.cell_budget_s,
+            error_examples=cfg.error_examples,
+            error_elements=cfg.error_elements,
+            memory=cfg.memory,
+            exact_memory=fresh_process,
+            device=cfg.device,
+            show_progress=cfg.progress,
+            log=say,
+        )
     records = [rec for _, rec in pairs]
     meta = {
         "command": command,
@@ -539,6 +578,7 @@ def run_bench(
         "memory_cap_gb": round(max_mem, 2),
         "scenarios": sorted({f"{s.workload.name}: {s.workload.label.split(', ')[0]}" for s in scenarios}),
         "scan_throughput": scan,
+        "generation": generation,
     }
     if device.type == "cuda":
         meta["cuda"] = {
@@ -547,5 +587,5 @@ def run_bench(
             "cudnn_benchmark": torch.backends.cudnn.benchmark,
         }
     result = BenchResult(records, meta)
-    result.targets = evaluate_targets(records)
+    result.targets = evaluate_targets(records, generation=generation["records"] if generation else ())
     return result
