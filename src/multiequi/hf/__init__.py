@@ -21,24 +21,36 @@ from ._assets import SMOLLM2_NAME as SMOLLM2_NAME
 from ._assets import gpt2_tokenizer as gpt2_tokenizer
 from ._assets import load_causal_lm as load_causal_lm
 from ._assets import smollm2 as smollm2
+from ._encoders import MINILM_NAME as MINILM_NAME
+from ._encoders import SentenceEncoder as SentenceEncoder
+from ._encoders import minilm as minilm
 from ._lm import METHODS as METHODS
 from ._lm import PROXIES as PROXIES
 from ._lm import EquivariantLM as EquivariantLM
 from ._perplexity import perplexity as perplexity
+from ._sampling import SeededSampler as SeededSampler
+from ._sampling import seeded_sample as seeded_sample
+from ._sampling import seeded_uniforms as seeded_uniforms
 from ._words import WordSwap as WordSwap
 from ._words import word_forms as word_forms
 from ._words import word_swap as word_swap
 
 __all__ = [
     "METHODS",
+    "MINILM_NAME",
     "PROXIES",
     "SMOLLM2_GGUF",
     "SMOLLM2_NAME",
     "EquivariantLM",
+    "SeededSampler",
+    "SentenceEncoder",
     "WordSwap",
     "gpt2_tokenizer",
     "load_causal_lm",
+    "minilm",
     "perplexity",
+    "seeded_sample",
+    "seeded_uniforms",
     "smollm2",
     "word_forms",
     "word_swap",

@@ -17,6 +17,7 @@ from torch import Tensor, nn
 from multiequi import Equitune, Equizero, MultiEquitune, MultiEquizero, Symmetrizer
 from multiequi.groups import Group, Product, TokenCycles
 
+from ._sampling import _warpers, seeded_sample
 from ._words import WordSwap
 
 __all__ = ["METHODS", "PROXIES", "EquivariantLM"]
@@ -307,6 +308,7 @@ class EquivariantLM(nn.Module):
         *,
         generation_config: Any = None,
         tokenizer: Any = None,
+        sample_seeds: Sequence[int] | Tensor | None = None,
         **kwargs: Any,
     ) -> Any:
         """Generate continuations, with transformers' meaning of the options.
@@ -322,16 +324,17 @@ class EquivariantLM(nn.Module):
         (with ``tokenizer=``), ``return_dict_in_generate``, ``output_scores``, ``output_logits``;
         defaults from the model's ``generation_config``. Other options are refused.
 
+        ``sample_seeds`` (multiequi's own option, with ``do_sample=True``): one integer seed per
+        returned row (``B · num_return_sequences``); row ``i``'s token at step ``t`` is then drawn
+        with a uniform number hashed from ``(sample_seeds[i], t)``
+        (:func:`~multiequi.hf.seeded_sample`) instead of torch's generator, so a sample does not
+        depend on the other rows of its batch, nor on how prompts are split over processes. The
+        plain model samples the same way through :class:`~multiequi.hf.SeededSampler`.
+
         Returns the sequences ``(B · num_return_sequences, L + new)``, prompts included and
         padded with ``pad_token_id`` after an end token, or a ``GenerateDecoderOnlyOutput``.
         """
-        from transformers.generation import (
-            GenerateDecoderOnlyOutput,
-            StopStringCriteria,
-            TemperatureLogitsWarper,
-            TopKLogitsWarper,
-            TopPLogitsWarper,
-        )
+        from transformers.generation import GenerateDecoderOnlyOutput, StopStringCriteria
 
         unknown = sorted(set(kwargs) - GENERATE_OPTIONS - {"token_type_ids"})
         if unknown:
@@ -373,12 +376,17 @@ class EquivariantLM(nn.Module):
         do_sample = bool(getattr(gc, "do_sample", False))
         warpers: list[Callable[[Tensor, Tensor], Tensor]] = []
         if do_sample:
-            if gc.temperature is not None and float(gc.temperature) != 1.0:
-                warpers.append(TemperatureLogitsWarper(float(gc.temperature)))
-            if gc.top_k is not None and int(gc.top_k) > 0:
-                warpers.append(TopKLogitsWarper(int(gc.top_k)))
-            if gc.top_p is not None and float(gc.top_p) < 1.0:
-                warpers.append(TopPLogitsWarper(float(gc.top_p)))
+            warpers = _warpers(gc.temperature, gc.top_k, gc.top_p)
+        seeds = None
+        if sample_seeds is not None:
+            if not do_sample:
+                raise ValueError("sample_seeds goes with do_sample=True (greedy decoding draws nothing)")
+            seeds = torch.as_tensor(sample_seeds, dtype=torch.long).reshape(-1)
+            if seeds.numel() != b:
+                raise ValueError(
+                    f"sample_seeds needs one seed per returned row: {b} rows (batch x num_return_sequences), "
+                    f"got {seeds.numel()}"
+                )
         stop_strings = getattr(gc, "stop_strings", None)
         stopper = None
         if stop_strings:
@@ -410,7 +418,9 @@ class EquivariantLM(nn.Module):
                 scores_out.append(scores)
             if getattr(gc, "output_logits", False):
                 logits_out.append(logits)
-            if do_sample:
+            if seeds is not None:
+                chosen = seeded_sample(scores, seeds, step).to(device)
+            elif do_sample:
                 chosen = torch.multinomial(torch.softmax(scores, dim=-1), 1)[:, 0]
             else:
                 chosen = scores.argmax(-1)
