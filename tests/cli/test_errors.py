@@ -140,3 +140,27 @@ def test_an_interruption_outside_training_says_how_to_resume(
     err = capsys.readouterr().err.strip()
     assert err == "multiequi scan: interrupted; rerun the same command to resume (finished work is kept)"
     assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # restored after the command
+
+
+def test_fairness_errors_are_one_line(tmp_path, capsys) -> None:
+    from multiequi.cli import main
+
+    assert main(["fairness", "--regard-data", str(tmp_path / "nowhere"), "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--regard-data" in err[0] and "not a folder" in err[0]
+    assert main(["fairness", "report", "--out", str(tmp_path / "empty")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "summary.json" in err[0]
+
+
+def test_fairness_help_names_the_stand_in_and_every_option(capsys) -> None:
+    import pytest
+
+    from multiequi.cli import main
+
+    with pytest.raises(SystemExit):
+        main(["fairness", "--help"])
+    text = capsys.readouterr().out
+    assert "stand-in for GPT-2" in text and "quick:" in text and "paper:" in text
+    for option in ("--model", "--race", "--contexts", "--samples", "--methods", "--regard-data", "--out", "--threads"):
+        assert option in text

@@ -1,6 +1,6 @@
 """The ``multiequi`` command line: a registry of subcommands and nothing else.
 
-Each subcommand is a module here (:mod:`.demo`, :mod:`.scan`, :mod:`.multi_image`, :mod:`.bench`)
+Each subcommand is a module here (:mod:`.demo`, :mod:`.scan`, :mod:`.multi_image`, :mod:`.fairness`, :mod:`.bench`)
 defining ``DESCRIPTION``, ``add_arguments(parser)`` and ``run(args) -> int``: a thin layer that
 parses options and calls lab functions the tests call directly. A module is imported to build the
 parser, so heavy imports (transformers, matplotlib, data) stay inside ``run``. A new subcommand
@@ -41,6 +41,12 @@ COMMANDS: list[tuple[str, str, str]] = [
         "and multi-equitune (6), report",
     ),
     (
+        "fairness",
+        "multiequi.cli.fairness",
+        "intersectional fairness of a pretrained LM's generations: plain vs equitune (Π|G_i|) vs multi-equitune "
+        "(Σ|G_i|) vs multi-equizero vs relaxed; regard, sentiment, perplexity, CrowS-Pairs",
+    ),
+    (
         "bench",
         "multiequi.cli.bench",
         "cost benchmarks: copies, time, memory and error of Σ|G_i| vs Π|G_i| vs ttach; SCAN throughput; GPU check; "
@@ -77,6 +83,7 @@ EXTRAS: dict[str, str] = {
     "PIL": "demo",
     "ttach": "bench",
     "transformers": "bench",
+    "vaderSentiment": "fairness",
 }
 
 

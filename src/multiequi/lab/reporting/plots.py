@@ -1,4 +1,5 @@
-"""PNG plots for results: grouped bars (the paper's figures) and lines (cost against N)."""
+"""PNG plots for results: grouped bars (the paper's figures), lines (cost against N), stacked bars
+(label distributions) and labelled scatter plots with error bars (a metric against a cost)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-__all__ = ["grouped_bars", "line_plot"]
+__all__ = ["grouped_bars", "line_plot", "scatter_plot", "stacked_bars"]
 
 
 def _pyplot() -> Any:
@@ -112,6 +113,94 @@ def line_plot(
     ax.grid(alpha=0.3)
     if note:
         fig.text(0.01, -0.02, note, fontsize=7, ha="left", va="top")
+    out = _save(fig, path)
+    plt.close(fig)
+    return out
+
+
+def stacked_bars(
+    panels: Mapping[str, Mapping[str, Sequence[float]]],
+    parts: Sequence[str],
+    path: str | os.PathLike[str],
+    *,
+    title: str = "",
+    ylabel: str = "fraction",
+    note: str = "",
+    colors: Sequence[str] | None = None,
+) -> Path:
+    """One panel per key of ``panels`` (stacked vertically); in each, one stacked bar per bar name
+    whose segments are the values of ``parts`` (e.g. negative / neutral / positive fractions).
+
+    ``panels = {"plain": {"The man": [0.2, 0.3, 0.5], ...}, ...}``.
+    """
+    plt = _pyplot()
+    names = list(panels)
+    bars = _ordered([b for p in panels.values() for b in p], None)
+    fig, axes = plt.subplots(
+        len(names), 1, figsize=(max(6.0, 0.45 * len(bars) + 1.5), 1.7 * len(names) + 0.8), sharex=True, squeeze=False
+    )
+    for ax, name in zip(axes[:, 0], names, strict=True):
+        bottom = [0.0] * len(bars)
+        for k, part in enumerate(parts):
+            vals = [float(panels[name][b][k]) if b in panels[name] else 0.0 for b in bars]
+            color = colors[k] if colors is not None else None
+            ax.bar(range(len(bars)), vals, bottom=bottom, color=color, label=part, width=0.8)
+            bottom = [b + v for b, v in zip(bottom, vals, strict=True)]
+        ax.set_ylabel(name, fontsize=8)
+        ax.set_ylim(0, 1)
+        ax.tick_params(labelsize=7)
+    axes[0, 0].legend(fontsize=7, ncol=len(parts), loc="lower left", bbox_to_anchor=(0, 1.0))
+    axes[-1, 0].set_xticks(range(len(bars)))
+    axes[-1, 0].set_xticklabels(bars, rotation=60, ha="right", fontsize=7)
+    fig.suptitle(title, fontsize=9)
+    fig.supylabel(ylabel, fontsize=8)
+    if note:
+        fig.text(0.01, -0.02, note, fontsize=7, ha="left", va="top")
+    out = _save(fig, path)
+    plt.close(fig)
+    return out
+
+
+def scatter_plot(
+    rows: Sequence[Mapping[str, Any]],
+    xs: Sequence[str],
+    y: str,
+    label: str,
+    path: str | os.PathLike[str],
+    *,
+    y_low: str | None = None,
+    y_high: str | None = None,
+    hline: float | None = None,
+    hline_label: str = "",
+    title: str = "",
+    xlabels: Sequence[str] | None = None,
+    ylabel: str = "",
+    note: str = "",
+) -> Path:
+    """One panel per x field of ``xs``: a labelled point per row at ``(row[x], row[y])``, with a
+    vertical interval from ``row[y_low]`` to ``row[y_high]`` and an optional horizontal reference line."""
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, len(xs), figsize=(4.6 * len(xs), 3.6), squeeze=False, sharey=True)
+    for i, (ax, x) in enumerate(zip(axes[0], xs, strict=True)):
+        for r in rows:
+            if r.get(x) is None or r.get(y) is None:
+                continue
+            points = ax.plot([r[x]], [r[y]], "o", label=str(r[label]))
+            if y_low is not None and y_high is not None and r.get(y_low) is not None:
+                # an interval need not contain the point (a percentile bootstrap of a biased statistic)
+                ax.vlines(r[x], r[y_low], r[y_high], color=points[0].get_color(), linewidth=1.5)
+            ax.annotate(str(r[label]), (r[x], r[y]), fontsize=7, xytext=(4, 4), textcoords="offset points")
+        if hline is not None:
+            ax.axhline(hline, color="grey", linestyle="--", linewidth=1, label=hline_label or None)
+        ax.set_xlabel(xlabels[i] if xlabels else x)
+        ax.grid(alpha=0.3)
+    axes[0, 0].set_ylabel(ylabel or y)
+    handles, names = axes[0, 0].get_legend_handles_labels()
+    if handles:
+        fig.legend(handles, names, fontsize=7, loc="upper center", ncol=min(len(names), 4), bbox_to_anchor=(0.5, 0.0))
+    fig.suptitle(title, fontsize=9)
+    if note:
+        fig.text(0.01, -0.12, note, fontsize=7, ha="left", va="top")
     out = _save(fig, path)
     plt.close(fig)
     return out

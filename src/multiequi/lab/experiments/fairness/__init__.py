@@ -1,0 +1,1 @@
+"""Intersectional fairness of language-model generation, after Sheng et al. (EMNLP 2019)."""

@@ -1,0 +1,229 @@
+"""Seeded generation of the fairness experiment's samples, split across processes by Accelerate.
+
+The work is a fixed list of *units*: each holds rows ``(prompt, sample index)`` of prompts of one
+token length (so no padding), in an order that depends on the prompts only. Under
+``accelerate launch --num_processes N`` process ``k`` takes the units ``k, k + N, ...``; each
+sample's seed is :func:`~.prompts.sample_seed` of its prompt and index, and each row draws its
+tokens from its own seed (:func:`multiequi.hf.seeded_sample`), so one process and N give the same
+samples. Each finished unit is one JSON file, written atomically: a run killed and started again
+(with any number of processes) does only the units that have no file.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from multiequi.lab.reporting import DamagedFileError, atomic_write_json, progress, read_json
+
+from .prompts import Prompt, sample_seed
+
+__all__ = ["Unit", "generate_samples", "make_generator", "make_model", "plan_units", "process_state", "read_samples"]
+
+#: Generates continuations: ``fn(input_ids (B, L), seeds (B,)) -> sequences (B, L + new)``.
+GenerateFn = Callable[[Tensor, Tensor], Tensor]
+
+
+@dataclass(frozen=True)
+class Unit:
+    """One batch of generation work: ``rows`` are ``(prompt index, sample index)`` pairs."""
+
+    index: int
+    rows: tuple[tuple[int, int], ...]
+
+
+def plan_units(prompts: Sequence[Prompt], tokenizer: Any, samples_per_prompt: int, rows_per_unit: int) -> list[Unit]:
+    """Split ``len(prompts) × samples_per_prompt`` rows into units of at most ``rows_per_unit``
+    rows whose prompts have the same number of tokens; the plan depends on the prompts only.
+
+    Examples
+    --------
+    >>> class Tok:  # one token per word
+    ...     def __call__(self, text, **kw):
+    ...         return {"input_ids": [0] * len(text.split())}
+    >>> from multiequi.lab.experiments.fairness.prompts import make_prompts
+    >>> units = plan_units(make_prompts(kinds=("respect",)), Tok(), samples_per_prompt=2, rows_per_unit=16)
+    >>> sum(len(u.rows) for u in units), max(len(u.rows) for u in units)
+    (140, 16)
+    """
+    if samples_per_prompt < 1 or rows_per_unit < 1:
+        raise ValueError("samples_per_prompt and rows_per_unit must be at least 1")
+    by_length: dict[int, list[tuple[int, int]]] = {}
+    for p in prompts:
+        n = len(tokenizer(p.text)["input_ids"])
+        by_length.setdefault(n, []).extend((p.index, s) for s in range(samples_per_prompt))
+    units: list[Unit] = []
+    for n in sorted(by_length):
+        rows = by_length[n]
+        for start in range(0, len(rows), rows_per_unit):
+            units.append(Unit(len(units), tuple(rows[start : start + rows_per_unit])))
+    return units
+
+
+def make_model(
+    method: str, model: Any, *, factors: Sequence[Any] = (), general_words: Sequence[int] | None = None
+) -> Any:
+    """The model a method runs: ``model`` itself for ``"plain"``, else a
+    :class:`multiequi.hf.EquivariantLM` over ``factors`` (``general_words`` for ``"relaxed"``)."""
+    from multiequi.hf import EquivariantLM
+
+    if method == "plain":
+        return model
+    return EquivariantLM(
+        model, list(factors), method=method, general_words=general_words if method == "relaxed" else None
+    ).eval()
+
+
+def make_generator(
+    method: str,
+    model: Any,
+    *,
+    factors: Sequence[Any] = (),
+    general_words: Sequence[int] | None = None,
+    top_k: int = 40,
+    max_new_tokens: int = 15,
+    pad_token_id: int | None = None,
+    eos_token_id: int | None = None,
+) -> tuple[GenerateFn, int]:
+    """The generation function of one method and its copies per sample.
+
+    ``"plain"``: the model's own ``generate`` with :class:`multiequi.hf.SeededSampler` (top-k
+    ``top_k``, temperature 1); every other method: :class:`multiequi.hf.EquivariantLM` over
+    ``factors`` (:func:`make_model`) with the same seeded top-k sampling (``sample_seeds=``).
+    """
+    from transformers import LogitsProcessorList
+
+    from multiequi.hf import SeededSampler
+
+    options = {"max_new_tokens": max_new_tokens, "pad_token_id": pad_token_id, "eos_token_id": eos_token_id}
+    wrapped = make_model(method, model, factors=factors, general_words=general_words)
+    if method == "plain":
+
+        def plain(ids: Tensor, seeds: Tensor) -> Tensor:
+            sampler = SeededSampler(seeds, ids.shape[1], top_k=top_k)
+            return model.generate(
+                input_ids=ids,
+                attention_mask=torch.ones_like(ids),
+                do_sample=False,
+                logits_processor=LogitsProcessorList([sampler]),
+                **options,
+            )
+
+        return plain, 1
+
+    def equivariant(ids: Tensor, seeds: Tensor) -> Tensor:
+        return wrapped.generate(
+            ids, do_sample=True, top_k=top_k, temperature=1.0, top_p=1.0, sample_seeds=seeds, **options
+        )
+
+    return equivariant, wrapped.copies_per_example
+
+
+def process_state() -> Any:
+    """Accelerate's ``PartialState`` (which process this is, of how many), on the CPU when no GPU
+    is visible, so that ``accelerate launch --multi_gpu --num_processes N`` runs N CPU processes
+    over gloo; one plain process is process 0 of 1."""
+    from accelerate import PartialState
+
+    return PartialState(cpu=not torch.cuda.is_available())
+
+
+def _unit_path(folder: Path, unit: Unit) -> Path:
+    return folder / f"unit-{unit.index:05d}.json"
+
+
+def _done(path: Path, unit: Unit) -> bool:
+    if not path.is_file():
+        return False
+    try:
+        record = read_json(path, "samples file")
+    except DamagedFileError:
+        return False  # an interrupted write cannot leave one (writes are atomic); a damaged file is redone
+    return record.get("rows") == [list(r) for r in unit.rows]  # a unit of another plan is redone
+
+
+def generate_samples(
+    generate: GenerateFn,
+    prompts: Sequence[Prompt],
+    units: Sequence[Unit],
+    tokenizer: Any,
+    folder: str | Path,
+    *,
+    base_seed: int = 0,
+    desc: str = "generating",
+    show_progress: bool = True,
+) -> int:
+    """Generate this process's share of ``units`` into ``folder`` (one JSON file per unit), skipping
+    units already there; then wait for every process. Returns the number of units this process made.
+
+    Each unit file holds its samples (``prompt``, ``sample``, ``seed``, ``tokens``: the new token ids,
+    ``text``: their decoding) and the seconds its generation took.
+    """
+    state = process_state()
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    mine = [u for u in units if u.index % state.num_processes == state.process_index]
+    todo = [u for u in mine if not _done(_unit_path(folder, u), u)]
+    made = 0
+    bar = progress(
+        total=len(mine),
+        initial=len(mine) - len(todo),
+        desc=desc,
+        unit="batch",
+        enabled=show_progress and state.is_local_main_process,
+    )
+    try:
+        for unit in todo:
+            texts = [prompts[p].text for p, _ in unit.rows]
+            encoded = [tokenizer(t)["input_ids"] for t in texts]
+            ids = torch.tensor(encoded, dtype=torch.long)
+            seeds = torch.tensor([sample_seed(prompts[p].text, s, base_seed) for p, s in unit.rows], dtype=torch.long)
+            start = time.perf_counter()
+            with torch.no_grad():
+                out = generate(ids, seeds)
+            seconds = time.perf_counter() - start
+            new = out[:, ids.shape[1] :].tolist()
+            samples = [
+                {
+                    "prompt": p,
+                    "sample": s,
+                    "seed": int(seed),
+                    "tokens": tokens,
+                    "text": tokenizer.decode(tokens, skip_special_tokens=True),
+                }
+                for (p, s), seed, tokens in zip(unit.rows, seeds.tolist(), new, strict=True)
+            ]
+            atomic_write_json(
+                _unit_path(folder, unit),
+                {"unit": unit.index, "seconds": seconds, "rows": [list(r) for r in unit.rows], "samples": samples},
+            )
+            made += 1
+            bar.update(1)
+    finally:
+        bar.close()
+    state.wait_for_everyone()
+    return made
+
+
+def read_samples(folder: str | Path, units: Sequence[Unit]) -> tuple[list[dict[str, Any]], float]:
+    """Every sample of ``units`` from ``folder`` in unit order, and the generation seconds summed.
+
+    A missing unit raises ``FileNotFoundError`` saying the generation is unfinished.
+    """
+    folder = Path(folder)
+    samples: list[dict[str, Any]] = []
+    seconds = 0.0
+    for unit in units:
+        path = _unit_path(folder, unit)
+        if not path.is_file():
+            raise FileNotFoundError(f"'{path}' is missing: the generation in '{folder}' is unfinished; run again")
+        record = read_json(path, "samples file")
+        samples.extend(record["samples"])
+        seconds += float(record["seconds"])
+    return samples, seconds

@@ -1,0 +1,234 @@
+"""The fairness report, rebuilt from ``summary.json`` alone: tables (markdown, CSV, JSON), a
+stacked-bar PNG of regard per demographic and method, and the fairness gap against cost."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from multiequi.lab.reporting import atomic_write_text, markdown_table, read_json, write_tables
+
+from .regard import LABELS
+
+__all__ = ["main_rows", "write_report"]
+
+_COLUMNS = [
+    "method",
+    "copies",
+    "s/sample",
+    "regard gap (inter.)",
+    "95% CI",
+    "noise gap",
+    "p",
+    "swaps undone",
+    "p ",
+    "gender",
+    "race",
+    "orientation",
+    "sentiment gap (inter.)",
+    "perplexity",
+    "Δ ppl",
+    "CrowS covered",
+    "CrowS other",
+]
+
+
+def _ci(g: dict[str, Any] | None) -> str:
+    return "" if not g else f"[{g['ci_low']:.2f}, {g['ci_high']:.2f}]"
+
+
+def _gap(gaps: dict[str, Any], key: str) -> float | None:
+    g = gaps.get(key)
+    return None if g is None else float(g["gap"])
+
+
+def _crows(c: dict[str, Any] | None, part: str) -> str:
+    if not c or part not in c or not c[part].get("pairs"):
+        return ""
+    p = c[part]
+    low, high = p["ci95"] or (p["score"], p["score"])
+    return f"{p['score']:.1f} [{low:.0f}, {high:.0f}] (n={p['pairs']}, ties {p['ties']})"
+
+
+def main_rows(summary: dict[str, Any]) -> list[dict[str, Any]]:
+    """The main table: the GPT-2 reference row, then one row per method."""
+    rows: list[dict[str, Any]] = []
+    ref = summary.get("reference")
+    if ref:
+        r = ref["regard"]
+        rows.append(
+            {
+                "method": "GPT-2 reference (Sheng et al.'s samples)",
+                "copies": 1,
+                "gender": _gap(r, "gender"),
+                "race": _gap(r, "race"),
+                "orientation": _gap(r, "orientation"),
+            }
+        )
+    methods = summary["methods"]
+    base = methods.get("plain", {}).get("perplexity", {}).get("perplexity")
+    for name, m in methods.items():
+        r, s = m["regard"], m["sentiment"]
+        inter = r.get("intersectional")
+        ppl = m["perplexity"]["perplexity"]
+        rows.append(
+            {
+                "method": name,
+                "copies": m["copies"],
+                "s/sample": m["seconds_per_sample"],
+                "regard gap (inter.)": _gap(r, "intersectional"),
+                "95% CI": _ci(inter),
+                "noise gap": None if not inter else inter["null_mean"],
+                "p": None if not inter else inter["p_value"],
+                "swaps undone": _gap(m["regard_unswapped"], "intersectional"),
+                "p ": None
+                if not m["regard_unswapped"].get("intersectional")
+                else m["regard_unswapped"]["intersectional"]["p_value"],
+                "gender": _gap(r, "gender"),
+                "race": _gap(r, "race"),
+                "orientation": _gap(r, "orientation"),
+                "sentiment gap (inter.)": _gap(s, "intersectional"),
+                "perplexity": ppl,
+                "Δ ppl": None if base is None else f"{100 * (ppl / base - 1):+.1f}%",
+                "CrowS covered": _crows(m.get("crows"), "covered"),
+                "CrowS other": _crows(m.get("crows"), "uncovered"),
+            }
+        )
+    return rows
+
+
+def distribution_rows(summary: dict[str, Any]) -> list[dict[str, Any]]:
+    """Regard per demographic: positive / neutral / negative fractions for each method."""
+    columns: dict[str, dict[str, Any]] = {}
+    sources = dict(summary["methods"])
+    if summary.get("reference"):
+        sources = {"GPT-2 reference": summary["reference"], **sources}
+    for name, m in sources.items():
+        for phrase, d in m["distributions"].items():
+            row = columns.setdefault(phrase, {"demographic": phrase})
+            neg, neu, pos = d
+            row[name] = f"{pos:.2f} / {neu:.2f} / {neg:.2f}"
+    return list(columns.values())
+
+
+def _stamp(summary: dict[str, Any]) -> str:
+    setup = summary["setup"]
+    machine = setup.get("machine", {})
+    return (
+        f"model: {setup['model']}; {setup['samples_per_method']} samples per method; regard: "
+        f"{summary['regard_classifier'].get('encoder', 'all-MiniLM-L6-v2')} + logistic regression; "
+        f"{machine.get('processor', '')}, {machine.get('cpu_count', '')} cores, {machine.get('torch_threads', '')} "
+        f"threads, torch {machine.get('torch', '')}"
+    )
+
+
+def write_report(summary: dict[str, Any], out: str | os.PathLike[str]) -> dict[str, Path]:
+    """Write ``table.{md,csv,json}``, ``distributions.{md,csv,json}``, ``regard.png``,
+    ``gap_vs_cost.png`` and ``report.md`` into ``out``."""
+    from multiequi.lab.reporting.plots import scatter_plot, stacked_bars
+
+    out = Path(out)
+    setup, config = summary["setup"], summary["config"]
+    rows = main_rows(summary)
+    for row in rows:  # the JSON tables name the model of every row (the markdown ones in their title)
+        row.setdefault("model", setup["model"] if row["method"] in summary["methods"] else "GPT-2 small")
+    title = f"Fairness gaps, perplexity and cost per method: {setup['model']}"
+    paths = {"table": write_tables(rows, out / "table", _COLUMNS, title=title, digits=3)["md"]}
+    dist = distribution_rows(summary)
+    title = f"Regard per demographic (positive / neutral / negative): {setup['model']}"
+    paths["distributions"] = write_tables(dist, out / "distributions", title=title)["md"]
+    panels = {name: m["distributions"] for name, m in summary["methods"].items()}
+    if summary.get("reference"):
+        panels = {"GPT-2 ref.": summary["reference"]["distributions"], **panels}
+    paths["regard_png"] = stacked_bars(
+        panels,
+        list(LABELS),
+        out / "regard.png",
+        title=f"Regard of the continuations per demographic and method ({setup['model']})",
+        note=_stamp(summary),
+        colors=["#d62728", "#bbbbbb", "#2ca02c"],
+    )
+    points = []
+    null = None
+    for name, m in summary["methods"].items():
+        inter = m["regard"].get("intersectional")
+        if inter:
+            null = inter["null_mean"] if null is None else null
+            points.append(
+                {
+                    "method": name,
+                    "copies": m["copies"],
+                    "seconds": m["seconds_per_sample"],
+                    "gap": inter["gap"],
+                    "lo": inter["ci_low"],
+                    "hi": inter["ci_high"],
+                }
+            )
+    if points:
+        paths["gap_png"] = scatter_plot(
+            points,
+            ["copies", "seconds"],
+            "gap",
+            "method",
+            out / "gap_vs_cost.png",
+            y_low="lo",
+            y_high="hi",
+            hline=null,
+            hline_label="gap from sampling noise alone (shuffled labels)",
+            title="Intersectional regard gap (largest TV distance between demographics) against cost",
+            xlabels=["copies per sample", "seconds per sample"],
+            ylabel="regard gap, 95% bootstrap CI",
+            note=_stamp(summary),
+        )
+    rc = summary["regard_classifier"]
+    vader = rc.get("vader", {})
+    left_out = "; ".join(setup.get("left_out_forms", [])) or "none"
+    lines = [
+        f"# Fairness in generation: {setup['model']}",
+        "",
+        f"Preset `{config['preset']}`: race {config['race']}; contexts {', '.join(config['kinds'])}; "
+        f"{config['samples_per_prompt']} samples per prompt, top-k {config['top_k']}, "
+        f"{config['max_new_tokens']} new tokens, seed {config['seed']}; {setup['prompts']} prompts, "
+        f"{setup['samples_per_method']} samples per method; {setup.get('processes', 1)} process(es).",
+        "",
+        f"Regard classifier ({rc.get('encoder', 'all-MiniLM-L6-v2')} embeddings + logistic regression, "
+        f"trained on Sheng et al.'s annotations): dev {rc['dev_accuracy']:.3f}, test {rc['test_accuracy']:.3f} "
+        "(the authors' BERT: dev 0.92, test 0.80). VADER against the same regard labels: "
+        f"dev {vader.get('dev_accuracy', float('nan')):.3f}, test {vader.get('test_accuracy', float('nan')):.3f}.",
+        "",
+        "Gaps are the largest total-variation distance between two demographics' label distributions "
+        "(negative / neutral / positive): intersectional over the product demographics, per attribute over "
+        "Sheng et al.'s single-attribute prompts. *noise gap*: the mean gap of the same samples with their labels "
+        "shuffled across demographics (what sampling noise alone gives); *p*: the permutation test's p-value; "
+        "*swaps undone*: the same gap (and p) when the classifier reads the continuations with every swapped word "
+        "mapped to its cycle's first word (woman -> man, White -> Black), a swap-invariant reading under which an "
+        "exactly equivariant model's intersectional prompts have equal label distributions in expectation. "
+        f"Perplexity on {summary['perplexity_text']} ({config['perplexity_tokens']} tokens). CrowS-Pairs: "
+        "percentage of pairs where the more stereotyping sentence is more likely (50 = no preference; ties "
+        "count half), on the pairs a word swap of the factors maps one sentence to the other (*covered*) and "
+        "on others.",
+        "",
+        "## Methods",
+        "",
+        markdown_table(rows, _COLUMNS, 3),
+        "",
+        "## Regard per demographic (positive / neutral / negative)",
+        "",
+        markdown_table(dist),
+        "",
+        "![regard](regard.png)",
+        "",
+        "![gap against cost](gap_vs_cost.png)",
+        "",
+        f"Word-swap forms left out (several tokens for this tokenizer): {left_out}.",
+        "",
+    ]
+    paths["report"] = atomic_write_text(out / "report.md", "\n".join(lines))
+    return paths
+
+
+def rebuild_report(out: str | os.PathLike[str]) -> dict[str, Path]:
+    """Rewrite the report of a finished run from its ``summary.json``."""
+    out = Path(out)
+    return write_report(read_json(out / "summary.json", "run summary"), out)
