@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -184,6 +185,12 @@ factors, _ = build_factors(tok, model.config.vocab_size, "black-white-asian")
 prompts = make_prompts("black-white-asian", ("respect",))[:24]
 units = plan_units(prompts, tok, samples_per_prompt=2, rows_per_unit=5)
 fn, _ = make_generator(method, model, factors=factors, top_k=40, max_new_tokens=6, pad_token_id=0, eos_token_id=None)
+if len(sys.argv) > 4:  # slow each unit down, so that a test can kill the run in the middle
+    import time
+    fast = fn
+    def fn(ids, seeds):
+        time.sleep(float(sys.argv[4]))
+        return fast(ids, seeds)
 made = generate_samples(fn, prompts, units, tok, out, show_progress=False)
 from multiequi.lab.experiments.fairness.generation import process_state
 state = process_state()
@@ -271,3 +278,39 @@ def test_one_process_and_two_make_the_same_samples(tmp_path: Path, gpt2_tokenize
         (s["prompt"], s["sample"], s["seed"], s["tokens"]) for s in b
     ]
     assert len({tuple(s["tokens"]) for s in a}) > len(a) // 2  # the samples differ from one another
+
+
+def test_a_killed_generation_resumes_to_the_samples_of_an_uninterrupted_one(tmp_path: Path, gpt2_tokenizer) -> None:
+    """SIGKILL a real generation process in the middle, run it again: the units it finished are kept
+    (not redone), the others are made, and every sample equals an uninterrupted run's."""
+    pytest.importorskip("accelerate")
+    import signal
+    import time
+
+    from multiequi.lab.experiments.fairness.generation import plan_units, read_samples
+
+    model_dir = _tiny_gpt2(tmp_path / "m", len(gpt2_tokenizer))
+    script = tmp_path / "gen.py"
+    script.write_text(GEN_SCRIPT)
+    whole, killed = tmp_path / "whole", tmp_path / "killed"
+    whole.mkdir()
+    killed.mkdir()
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    subprocess.run([sys.executable, str(script), str(model_dir), str(whole), "multi-equitune"], check=True, env=env)
+    run = subprocess.Popen([sys.executable, str(script), str(model_dir), str(killed), "multi-equitune", "0.3"], env=env)
+    deadline = time.monotonic() + 120
+    while len(list(killed.glob("unit-*.json"))) < 3 and time.monotonic() < deadline and run.poll() is None:
+        time.sleep(0.05)
+    run.send_signal(signal.SIGKILL)
+    run.wait()
+    finished = {p.name: p.read_text() for p in killed.glob("unit-*.json")}
+    prompts = make_prompts("black-white-asian", ("respect",))[:24]
+    units = plan_units(prompts, gpt2_tokenizer, samples_per_prompt=2, rows_per_unit=5)
+    assert 3 <= len(finished) < len(units), "the kill came too late to test anything"
+    subprocess.run([sys.executable, str(script), str(model_dir), str(killed), "multi-equitune"], check=True, env=env)
+    made = json.loads((killed / "rank0.json").read_text())["made"]
+    assert made == len(units) - len(finished)  # the finished units were not redone
+    assert all((killed / name).read_text() == text for name, text in finished.items())
+    a, _ = read_samples(whole, units)
+    b, _ = read_samples(killed, units)
+    assert a == b
