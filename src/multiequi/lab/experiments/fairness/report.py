@@ -98,6 +98,22 @@ def main_rows(summary: dict[str, Any]) -> list[dict[str, Any]]:
     return rows
 
 
+def gap_rows(summary: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every regard gap with its 95% bootstrap interval and the noise gap, per source and attribute."""
+    sources = dict(summary["methods"])
+    if summary.get("reference"):
+        sources = {"GPT-2 reference": summary["reference"], **sources}
+    rows = []
+    for name, m in sources.items():
+        row: dict[str, Any] = {"method": name}
+        for key in ("gender", "race", "orientation", "intersectional"):
+            g = m["regard"].get(key)
+            p = "p < 0.001" if g and g["p_value"] < 0.001 else f"p {g['p_value']:.3f}" if g else ""
+            row[key] = "" if not g else f"{g['gap']:.2f} {_ci(g)} (noise {g['null_mean']:.2f}, {p})"
+        rows.append(row)
+    return rows
+
+
 def distribution_rows(summary: dict[str, Any]) -> list[dict[str, Any]]:
     """Regard per demographic: positive / neutral / negative fractions for each method."""
     columns: dict[str, dict[str, Any]] = {}
@@ -124,7 +140,7 @@ def _stamp(summary: dict[str, Any]) -> str:
 
 
 def write_report(summary: dict[str, Any], out: str | os.PathLike[str]) -> dict[str, Path]:
-    """Write ``table.{md,csv,json}``, ``distributions.{md,csv,json}``, ``regard.png``,
+    """Write ``table.{md,csv,json}``, ``gaps.{md,csv,json}``, ``distributions.{md,csv,json}``, ``regard.png``,
     ``gap_vs_cost.png`` and ``report.md`` into ``out``."""
     from multiequi.lab.reporting.plots import scatter_plot, stacked_bars
 
@@ -135,6 +151,8 @@ def write_report(summary: dict[str, Any], out: str | os.PathLike[str]) -> dict[s
         row.setdefault("model", setup["model"] if row["method"] in summary["methods"] else "GPT-2 small")
     title = f"Fairness gaps, perplexity and cost per method: {setup['model']}"
     paths = {"table": write_tables(rows, out / "table", _COLUMNS, title=title, digits=3)["md"]}
+    title = f"Regard gaps with 95% bootstrap intervals, noise gaps and permutation p-values: {setup['model']}"
+    paths["gaps"] = write_tables(gap_rows(summary), out / "gaps", title=title)["md"]
     dist = distribution_rows(summary)
     title = f"Regard per demographic (positive / neutral / negative): {setup['model']}"
     paths["distributions"] = write_tables(dist, out / "distributions", title=title)["md"]
@@ -212,6 +230,10 @@ def write_report(summary: dict[str, Any], out: str | os.PathLike[str]) -> dict[s
         "## Methods",
         "",
         markdown_table(rows, _COLUMNS, 3),
+        "",
+        "## Regard gaps with their intervals",
+        "",
+        markdown_table(gap_rows(summary)),
         "",
         "## Regard per demographic (positive / neutral / negative)",
         "",
