@@ -182,14 +182,19 @@ def scatter_plot(
     plt = _pyplot()
     fig, axes = plt.subplots(1, len(xs), figsize=(4.6 * len(xs), 3.6), squeeze=False, sharey=True)
     for i, (ax, x) in enumerate(zip(axes[0], xs, strict=True)):
-        for r in rows:
-            if r.get(x) is None or r.get(y) is None:
-                continue
-            points = ax.plot([r[x]], [r[y]], "o", label=str(r[label]))
+        shown = [r for r in rows if r.get(x) is not None and r.get(y) is not None]
+        values = [float(r[x]) for r in shown]
+        span = (max(values) - min(values)) if values else 0.0
+        for r in shown:
+            # rows at the same x side by side, so that their intervals do not hide each other
+            same = [q for q in shown if float(q[x]) == float(r[x])]
+            shift = (same.index(r) - (len(same) - 1) / 2) * 0.02 * (span or 1.0)
+            px = float(r[x]) + shift
+            points = ax.plot([px], [r[y]], "o", label=str(r[label]))
             if y_low is not None and y_high is not None and r.get(y_low) is not None:
                 # an interval need not contain the point (a percentile bootstrap of a biased statistic)
-                ax.vlines(r[x], r[y_low], r[y_high], color=points[0].get_color(), linewidth=1.5)
-            ax.annotate(str(r[label]), (r[x], r[y]), fontsize=7, xytext=(4, 4), textcoords="offset points")
+                ax.vlines(px, r[y_low], r[y_high], color=points[0].get_color(), linewidth=1.5)
+            ax.annotate(str(r[label]), (px, r[y]), fontsize=7, xytext=(4, 4), textcoords="offset points")
         if hline is not None:
             ax.axhline(hline, color="grey", linestyle="--", linewidth=1, label=hline_label or None)
         ax.set_xlabel(xlabels[i] if xlabels else x)
