@@ -375,14 +375,32 @@ class Copies:
         return [int(e.shape[0]) for e in self.elements]
 
 
+def _check_per_example(per_example: Sequence[str | int] | None, input_key: str | None) -> tuple[str | int, ...] | None:
+    """The ``per_example`` option as a tuple of keyword names and positions (``None`` kept)."""
+    if per_example is None:
+        return None
+    if isinstance(per_example, (str, int)):
+        raise TypeError(f"per_example must be a list of argument names or positions, got {per_example!r}")
+    names = tuple(per_example)
+    for name in names:
+        ok = (isinstance(name, str) and name != "") or (
+            isinstance(name, int) and not isinstance(name, bool) and name >= 0
+        )
+        if not ok:
+            raise TypeError(f"per_example entries must be keyword names or positions >= 0, got {name!r}")
+    if input_key is not None and input_key in names:
+        raise ValueError(f"per_example names {input_key!r}, the group's input (input_key): it is always per example")
+    return names
+
+
 class Symmetrizer(nn.Module):
     """Base class of the six wrappers: the model, the branches and the batched call.
 
     ``Symmetrizer(model, G)`` is equitune over ``G``; ``Symmetrizer(model, [G1, G2, ...])`` is
     multi-equitune over the factors (one branch per factor, ``Σ |G_i|`` copies). Every wrapper
     takes the same arguments: the model, the group or groups, then keyword-only ``output``,
-    ``aggregate``, ``chunk_size``, ``sorted_sum``, ``input_key`` and ``output_key`` (see
-    :class:`~multiequi.Equitune`).
+    ``aggregate``, ``chunk_size``, ``sorted_sum``, ``input_key``, ``output_key`` and
+    ``per_example`` (see :class:`~multiequi.Equitune`).
 
     A step at a time (generation with a cache): :meth:`copies` builds the copies of a batch,
     :meth:`combine` turns the model's outputs on them into the symmetrized output, and
@@ -421,6 +439,7 @@ class Symmetrizer(nn.Module):
         sorted_sum: bool = True,
         input_key: str | None = None,
         output_key: str | None = None,
+        per_example: Sequence[str | int] | None = None,
     ) -> None:
         super().__init__()
         if not callable(model):
@@ -438,6 +457,7 @@ class Symmetrizer(nn.Module):
                 raise TypeError(f"{name} must be a keyword name such as 'input_ids' or None, got {key!r}")
         self.input_key = input_key
         self.output_key = output_key
+        self.per_example = _check_per_example(per_example, input_key)
         self.model = model
         self.factors = factors
         self.group = factors[0] if len(factors) == 1 else Product(*factors)
@@ -547,22 +567,32 @@ class Symmetrizer(nn.Module):
         """One call of ``fn`` on the stacked copies ``xs`` ``(K, b, ...)`` of examples ``lo..hi``
         of a batch of ``B`` (``span = (lo, hi, B)``); returns ``(K, b, ...)``. The copies go in as
         the first positional argument, or as the keyword ``key``. Tensor arguments with ``B`` rows
-        are sliced to the chunk and repeated for every copy."""
+        are sliced to the chunk and repeated for every copy: those named by ``per_example`` when
+        it is set (others pass unchanged), else every tensor whose first dimension is ``B``."""
         k, n = xs.shape[:2]
         lo, hi, b = span
+        explicit = getattr(self, "per_example", None)
 
-        def repeat(v: Any) -> Any:
-            if isinstance(v, Tensor) and v.dim() > 0 and v.shape[0] == b:
-                part = v[lo:hi]
-                return part.unsqueeze(0).expand(k, *part.shape).reshape(k * n, *part.shape[1:])
-            return v
+        def repeat(v: Any, name: str | int) -> Any:
+            if explicit is not None:
+                if name not in explicit:
+                    return v  # shared by every example and copy, whatever its shape
+                if not isinstance(v, Tensor) or v.dim() == 0 or v.shape[0] != b:
+                    got = f"shape {tuple(v.shape)}" if isinstance(v, Tensor) else type(v).__name__
+                    where = f"argument {name!r}" if isinstance(name, str) else f"positional argument {name}"
+                    raise ValueError(f"per_example {where} must be a tensor with the batch's {b} rows first, got {got}")
+            elif not (isinstance(v, Tensor) and v.dim() > 0 and v.shape[0] == b):
+                return v
+            part = v[lo:hi]
+            return part.unsqueeze(0).expand(k, *part.shape).reshape(k * n, *part.shape[1:])
 
         rows = xs.reshape(k * n, *xs.shape[2:])
-        other = {name: repeat(v) for name, v in kwargs.items()}
+        other = {name: repeat(v, name) for name, v in kwargs.items()}
+        positional = [repeat(v, i) for i, v in enumerate(args)]
         if key is None:
-            out = fn(rows, *(repeat(v) for v in args), **other)
+            out = fn(rows, *positional, **other)
         else:
-            out = fn(*(repeat(v) for v in args), **{key: rows}, **other)
+            out = fn(*positional, **{key: rows}, **other)
         y = getter(out)
         if y.dim() == 0 or y.shape[0] != rows.shape[0]:
             raise ValueError(
@@ -657,7 +687,8 @@ class Symmetrizer(nn.Module):
     def forward(self, *args: Any, **kwargs: Any) -> Tensor:
         """Symmetrized output for a batch (batch dimension first): the first positional argument,
         or the keyword ``input_key``. Other positional and keyword arguments are passed to the
-        model, tensors sharing the batch size repeated for every copy."""
+        model: those of ``per_example`` (by default every tensor with the batch's size first)
+        sliced and repeated for every copy, the others unchanged."""
         if self.input_key is None:
             if not args:
                 raise TypeError("the wrapped model's input must be the first positional argument (or set input_key=)")

@@ -80,6 +80,14 @@ _common_params = """
         The field of the model's output that is symmetrized and returned (``"logits"``,
         ``"logits_per_image"``). ``None`` (default): the output itself when it is a tensor, else
         its ``logits``.
+    per_example : sequence of str or int, optional
+        The other arguments that hold one row per example (keyword names, or positions among the
+        positional arguments after the group's input): they are sliced with the batch's chunks
+        and repeated for every copy, and must have the batch's size first (else ``ValueError``).
+        Every other argument goes to the model unchanged, whatever its shape: CLIP's ``input_ids``
+        for C class prompts stay shared even when C equals the batch size. ``None`` (default):
+        every tensor argument whose first dimension equals the batch size is treated as per
+        example.
 
     Notes
     -----
@@ -125,6 +133,7 @@ class Equitune(Symmetrizer):
         sorted_sum: bool = True,
         input_key: str | None = None,
         output_key: str | None = None,
+        per_example: Sequence[str | int] | None = None,
     ) -> None:
         super().__init__(
             model,
@@ -135,6 +144,7 @@ class Equitune(Symmetrizer):
             sorted_sum=sorted_sum,
             input_key=input_key,
             output_key=output_key,
+            per_example=per_example,
         )
 
 
@@ -181,6 +191,7 @@ class MultiEquitune(Symmetrizer):
         sorted_sum: bool = True,
         input_key: str | None = None,
         output_key: str | None = None,
+        per_example: Sequence[str | int] | None = None,
     ) -> None:
         super().__init__(
             model,
@@ -191,6 +202,7 @@ class MultiEquitune(Symmetrizer):
             sorted_sum=sorted_sum,
             input_key=input_key,
             output_key=output_key,
+            per_example=per_example,
         )
 
 
@@ -286,6 +298,7 @@ class LambdaEquitune(_LambdaMixin, Symmetrizer):
         sorted_sum: bool = True,
         input_key: str | None = None,
         output_key: str | None = None,
+        per_example: Sequence[str | int] | None = None,
     ) -> None:
         super().__init__(
             model,
@@ -296,6 +309,7 @@ class LambdaEquitune(_LambdaMixin, Symmetrizer):
             sorted_sum=sorted_sum,
             input_key=input_key,
             output_key=output_key,
+            per_example=per_example,
         )
         self._init_lambda(weight_net, weights)
 
@@ -317,6 +331,7 @@ class MultiLambdaEquitune(_LambdaMixin, Symmetrizer):
         sorted_sum: bool = True,
         input_key: str | None = None,
         output_key: str | None = None,
+        per_example: Sequence[str | int] | None = None,
     ) -> None:
         super().__init__(
             model,
@@ -327,6 +342,7 @@ class MultiLambdaEquitune(_LambdaMixin, Symmetrizer):
             sorted_sum=sorted_sum,
             input_key=input_key,
             output_key=output_key,
+            per_example=per_example,
         )
         self._init_lambda(weight_net, weights)
 
@@ -441,6 +457,7 @@ class Equizero(_EquizeroMixin, Symmetrizer):
         sorted_sum: bool = True,
         input_key: str | None = None,
         output_key: str | None = None,
+        per_example: Sequence[str | int] | None = None,
     ) -> None:
         super().__init__(
             model,
@@ -451,6 +468,7 @@ class Equizero(_EquizeroMixin, Symmetrizer):
             sorted_sum=sorted_sum,
             input_key=input_key,
             output_key=output_key,
+            per_example=per_example,
         )
         self._init_equizero(loss, straight_through, tie_tol)
 
@@ -477,6 +495,7 @@ class MultiEquizero(_EquizeroMixin, Symmetrizer):
         sorted_sum: bool = True,
         input_key: str | None = None,
         output_key: str | None = None,
+        per_example: Sequence[str | int] | None = None,
     ) -> None:
         super().__init__(
             model,
@@ -487,5 +506,6 @@ class MultiEquizero(_EquizeroMixin, Symmetrizer):
             sorted_sum=sorted_sum,
             input_key=input_key,
             output_key=output_key,
+            per_example=per_example,
         )
         self._init_equizero(loss, straight_through, tie_tol)
