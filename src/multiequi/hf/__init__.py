@@ -18,9 +18,12 @@ when a model is wrapped or loaded, so ``import multiequi.hf`` costs nothing.
 
 from ._assets import SMOLLM2_GGUF as SMOLLM2_GGUF
 from ._assets import SMOLLM2_NAME as SMOLLM2_NAME
+from ._assets import cache_folder as cache_folder
+from ._assets import check_cache as check_cache
 from ._assets import gpt2_tokenizer as gpt2_tokenizer
 from ._assets import load_causal_lm as load_causal_lm
 from ._assets import smollm2 as smollm2
+from ._assets import write_folder_atomically as write_folder_atomically
 from ._encoders import MINILM_NAME as MINILM_NAME
 from ._encoders import SentenceEncoder as SentenceEncoder
 from ._encoders import minilm as minilm
@@ -45,6 +48,8 @@ __all__ = [
     "SeededSampler",
     "SentenceEncoder",
     "WordSwap",
+    "cache_folder",
+    "check_cache",
     "gpt2_tokenizer",
     "load_causal_lm",
     "minilm",
@@ -54,4 +59,5 @@ __all__ = [
     "smollm2",
     "word_forms",
     "word_swap",
+    "write_folder_atomically",
 ]

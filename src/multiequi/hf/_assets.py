@@ -111,6 +111,15 @@ def _check_cache(folder: Path, files: tuple[str, ...]) -> bool:
     return False
 
 
+#: multiequi's cache of unpacked assets, public for the lab's data sets (Austen's novels):
+#: ``cache_folder(cache_dir, name)`` is ``$MULTIEQUI_CACHE/name`` (else ``~/.cache/multiequi/name``),
+#: ``check_cache(folder, files)`` says whether it is complete (and refuses a broken one),
+#: ``write_folder_atomically(folder, files, write)`` fills it by renaming a finished temporary folder.
+cache_folder = _cache_folder
+check_cache = _check_cache
+write_folder_atomically = _write_folder_atomically
+
+
 # ----------------------------------------------------------------------------- GPT-2's tokenizer
 def gpt2_tokenizer(cache_dir: str | os.PathLike[str] | None = None) -> PreTrainedTokenizerBase:
     """GPT-2's exact tokenizer, offline.

@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from multiequi.hf._assets import _cache_folder, _check_cache, _write_folder_atomically
+from multiequi.hf import cache_folder, check_cache, write_folder_atomically
 
 __all__ = [
     "AUSTEN_BOOKS",
@@ -552,8 +552,8 @@ def austen_data_dir(cache_dir: str | os.PathLike[str] | None = None, fetch: bool
     """
     if all((AUSTEN_SYSTEM_DIR / f).is_file() for f in _AUSTEN_FILES):
         return AUSTEN_SYSTEM_DIR
-    folder = _cache_folder(cache_dir, _AUSTEN_FOLDER)
-    if _check_cache(folder, _AUSTEN_FILES):
+    folder = cache_folder(cache_dir, _AUSTEN_FOLDER)
+    if check_cache(folder, _AUSTEN_FILES):
         return folder
     searched = f"searched {AUSTEN_SYSTEM_DIR} and {folder}"
     if not fetch:
@@ -562,7 +562,7 @@ def austen_data_dir(cache_dir: str | os.PathLike[str] | None = None, fetch: bool
             f"install them with 'apt-get install {_AUSTEN_PACKAGE}'"
         )
     try:
-        _write_folder_atomically(folder, _AUSTEN_FILES, _apt_fetch)
+        write_folder_atomically(folder, _AUSTEN_FILES, _apt_fetch)
     except (OSError, subprocess.SubprocessError) as err:
         reason = " ".join(str(err).split())
         raise FileNotFoundError(

@@ -31,6 +31,7 @@ _COLUMNS = [
     "Δ ppl",
     "CrowS covered",
     "CrowS other",
+    "model",
 ]
 
 
@@ -152,7 +153,11 @@ def write_report(summary: dict[str, Any], out: str | os.PathLike[str]) -> dict[s
     title = f"Fairness gaps, perplexity and cost per method: {setup['model']}"
     paths = {"table": write_tables(rows, out / "table", _COLUMNS, title=title, digits=3)["md"]}
     title = f"Regard gaps with 95% bootstrap intervals, noise gaps and permutation p-values: {setup['model']}"
-    paths["gaps"] = write_tables(gap_rows(summary), out / "gaps", title=title)["md"]
+    gaps = [
+        {**row, "model": "GPT-2 small" if row["method"] == "GPT-2 reference" else setup["model"]}
+        for row in gap_rows(summary)
+    ]
+    paths["gaps"] = write_tables(gaps, out / "gaps", title=title)["md"]
     dist = distribution_rows(summary)
     title = f"Regard per demographic (positive / neutral / negative): {setup['model']}"
     paths["distributions"] = write_tables(dist, out / "distributions", title=title)["md"]
