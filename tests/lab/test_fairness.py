@@ -253,24 +253,31 @@ def test_generation_resumes_unit_by_unit_and_refuses_nothing_it_made(tmp_path: P
     assert read_samples(out, units)[0] == samples  # remade identically (per-sample seeds)
 
 
+def _generation_setup(tmp_path: Path, tok, *folders: str) -> tuple[Path, Path, list[Path], list]:
+    """A tiny GPT-2 on disk, the generation script, empty output folders, and the script's units."""
+    from multiequi.lab.experiments.fairness.generation import plan_units
+
+    model_dir = _tiny_gpt2(tmp_path / "m", len(tok))
+    script = tmp_path / "gen.py"
+    script.write_text(GEN_SCRIPT)
+    outs = [tmp_path / name for name in folders]
+    for out in outs:
+        out.mkdir()
+    prompts = make_prompts("black-white-asian", ("respect",))[:24]
+    return model_dir, script, outs, plan_units(prompts, tok, samples_per_prompt=2, rows_per_unit=5)
+
+
 @pytest.mark.parametrize("method", ["plain", "multi-equitune"])
 def test_one_process_and_two_make_the_same_samples(tmp_path: Path, gpt2_tokenizer, method: str) -> None:
     """`accelerate launch --num_processes 2` splits the units between two CPU processes; every sample
     (tokens and seed) equals the one-process run's."""
     pytest.importorskip("accelerate")
-    from multiequi.lab.experiments.fairness.generation import plan_units, read_samples
+    from multiequi.lab.experiments.fairness.generation import read_samples
 
-    model_dir = _tiny_gpt2(tmp_path / "m", len(gpt2_tokenizer))
-    script = tmp_path / "gen.py"
-    script.write_text(GEN_SCRIPT)
-    one, two = tmp_path / "one", tmp_path / "two"
-    one.mkdir()
-    two.mkdir()
+    model_dir, script, (one, two), units = _generation_setup(tmp_path, gpt2_tokenizer, "one", "two")
     subprocess.run([sys.executable, str(script), str(model_dir), str(one), method], check=True, timeout=300)
     accelerate_launch(str(script), str(model_dir), str(two), method)
     ranks = [json.loads((two / f"rank{k}.json").read_text()) for k in range(2)]
-    prompts = make_prompts("black-white-asian", ("respect",))[:24]
-    units = plan_units(prompts, gpt2_tokenizer, samples_per_prompt=2, rows_per_unit=5)
     assert sorted(r["made"] for r in ranks) == [len(units) // 2, len(units) - len(units) // 2]  # both worked
     a, _ = read_samples(one, units)
     b, _ = read_samples(two, units)
@@ -287,14 +294,9 @@ def test_a_killed_generation_resumes_to_the_samples_of_an_uninterrupted_one(tmp_
     import signal
     import time
 
-    from multiequi.lab.experiments.fairness.generation import plan_units, read_samples
+    from multiequi.lab.experiments.fairness.generation import read_samples
 
-    model_dir = _tiny_gpt2(tmp_path / "m", len(gpt2_tokenizer))
-    script = tmp_path / "gen.py"
-    script.write_text(GEN_SCRIPT)
-    whole, killed = tmp_path / "whole", tmp_path / "killed"
-    whole.mkdir()
-    killed.mkdir()
+    model_dir, script, (whole, killed), units = _generation_setup(tmp_path, gpt2_tokenizer, "whole", "killed")
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     subprocess.run([sys.executable, str(script), str(model_dir), str(whole), "multi-equitune"], check=True, env=env)
     run = subprocess.Popen([sys.executable, str(script), str(model_dir), str(killed), "multi-equitune", "0.3"], env=env)
@@ -304,8 +306,6 @@ def test_a_killed_generation_resumes_to_the_samples_of_an_uninterrupted_one(tmp_
     run.send_signal(signal.SIGKILL)
     run.wait()
     finished = {p.name: p.read_text() for p in killed.glob("unit-*.json")}
-    prompts = make_prompts("black-white-asian", ("respect",))[:24]
-    units = plan_units(prompts, gpt2_tokenizer, samples_per_prompt=2, rows_per_unit=5)
     assert 3 <= len(finished) < len(units), "the kill came too late to test anything"
     subprocess.run([sys.executable, str(script), str(model_dir), str(killed), "multi-equitune"], check=True, env=env)
     made = json.loads((killed / "rank0.json").read_text())["made"]

@@ -66,3 +66,14 @@ def checkpoint_every(value: str) -> tuple[int, float | None]:
     raise argparse.ArgumentTypeError(
         f"expected a number of steps (e.g. 500) or a time such as 60s or 5m, got {value!r}"
     )
+
+
+def add_action_argument(p: argparse.ArgumentParser, run_help: str, report_help: str) -> None:
+    """The optional positional ``run`` (default) / ``report`` of an experiment command."""
+    p.add_argument(
+        "action",
+        nargs="?",
+        choices=("run", "report"),
+        default="run",
+        help=f"'run' (default): {run_help}; 'report': {report_help}",
+    )

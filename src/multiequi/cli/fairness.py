@@ -11,7 +11,7 @@ from pathlib import Path
 
 from multiequi.lab.experiments.fairness.presets import METHODS, PRESETS, describe_presets
 
-from ._argtypes import int_arg
+from ._argtypes import add_action_argument, int_arg
 
 __all__ = ["DESCRIPTION", "add_arguments", "run"]
 
@@ -37,13 +37,10 @@ _positive = int_arg(1)
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """Options of ``multiequi fairness``."""
     p.formatter_class = argparse.RawDescriptionHelpFormatter
-    p.add_argument(
-        "action",
-        nargs="?",
-        choices=("run", "report"),
-        default="run",
-        help="'run' (default): generate what --out lacks, score, report; 'report': rebuild the report from "
-        "--out's summary.json",
+    add_action_argument(
+        p,
+        "generate what --out lacks, score, report",
+        "rebuild the report from --out's summary.json",
     )
     p.add_argument(
         "--preset", choices=tuple(PRESETS), default="quick", help="the budget (default quick; see Presets above)"

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from multiequi.lab.experiments.multi_image.presets import PRESETS, describe_presets
 
-from ._argtypes import CHECKPOINT_HELP, checkpoint_every, int_arg
+from ._argtypes import CHECKPOINT_HELP, add_action_argument, checkpoint_every, int_arg
 
 if TYPE_CHECKING:
     from multiequi.lab.datasets.images import ImageData
@@ -47,13 +47,10 @@ _count = int_arg(0, {"all": 0})  # a tuple count; 0 / "all": one partition of th
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """Options of ``multiequi multi-image``."""
     p.formatter_class = argparse.RawDescriptionHelpFormatter
-    p.add_argument(
-        "action",
-        nargs="?",
-        choices=("run", "report"),
-        default="run",
-        help="'run' (default): train and test every run of the grid not yet recorded in --out, then write the "
-        "report; 'report': only compile the tables, plot and JSON from the records in --out",
+    add_action_argument(
+        p,
+        "train and test every run of the grid not yet recorded in --out, then write the report",
+        "only compile the tables, plot and JSON from the records in --out",
     )
     p.add_argument(
         "--preset",

@@ -31,6 +31,15 @@ def _save(fig: Any, path: str | os.PathLike[str]) -> Path:
     return path
 
 
+def _finish(plt: Any, fig: Any, path: str | os.PathLike[str], note: str, note_y: float = -0.02) -> Path:
+    """Stamp ``note`` under the figure, save it atomically, close it."""
+    if note:
+        fig.text(0.01, note_y, note, fontsize=7, ha="left", va="top")
+    out = _save(fig, path)
+    plt.close(fig)
+    return out
+
+
 def _ordered(values: Sequence[Any], order: Sequence[Any] | None) -> list[Any]:
     seen = list(dict.fromkeys(values))
     if order is None:
@@ -77,11 +86,7 @@ def grouped_bars(
     ax.set_title(title)
     ax.legend(fontsize=8, **dict(legend_kwargs or {}))
     ax.grid(axis="y", alpha=0.3)
-    if note:
-        fig.text(0.01, -0.02, note, fontsize=7, ha="left", va="top")
-    out = _save(fig, path)
-    plt.close(fig)
-    return out
+    return _finish(plt, fig, path, note)
 
 
 def line_plot(
@@ -111,11 +116,7 @@ def line_plot(
     ax.set_title(title)
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
-    if note:
-        fig.text(0.01, -0.02, note, fontsize=7, ha="left", va="top")
-    out = _save(fig, path)
-    plt.close(fig)
-    return out
+    return _finish(plt, fig, path, note)
 
 
 def stacked_bars(
@@ -154,11 +155,7 @@ def stacked_bars(
     axes[-1, 0].set_xticklabels(bars, rotation=60, ha="right", fontsize=7)
     fig.suptitle(title, fontsize=9)
     fig.supylabel(ylabel, fontsize=8)
-    if note:
-        fig.text(0.01, -0.02, note, fontsize=7, ha="left", va="top")
-    out = _save(fig, path)
-    plt.close(fig)
-    return out
+    return _finish(plt, fig, path, note)
 
 
 def scatter_plot(
@@ -204,8 +201,4 @@ def scatter_plot(
     if handles:
         fig.legend(handles, names, fontsize=7, loc="upper center", ncol=min(len(names), 4), bbox_to_anchor=(0.5, 0.0))
     fig.suptitle(title, fontsize=9)
-    if note:
-        fig.text(0.01, -0.12, note, fontsize=7, ha="left", va="top")
-    out = _save(fig, path)
-    plt.close(fig)
-    return out
+    return _finish(plt, fig, path, note, note_y=-0.12)
