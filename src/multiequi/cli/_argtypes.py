@@ -4,9 +4,17 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any
 
-__all__ = ["CHECKPOINT_HELP", "checkpoint_every", "int_arg"]
+__all__ = [
+    "CHECKPOINT_HELP",
+    "add_action_argument",
+    "add_process_options",
+    "checkpoint_every",
+    "int_arg",
+    "start_experiment",
+]
 
 
 def int_arg(minimum: int = 1, words: Mapping[str, Any] | None = None) -> Callable[[str], Any]:
@@ -77,3 +85,27 @@ def add_action_argument(p: argparse.ArgumentParser, run_help: str, report_help: 
         default="run",
         help=f"'run' (default): {run_help}; 'report': {report_help}",
     )
+
+
+def add_process_options(p: argparse.ArgumentParser) -> None:
+    """``--threads`` and ``--no-progress`` of an experiment command whose work ``accelerate launch``
+    can split across processes."""
+    p.add_argument(
+        "--threads", type=int_arg(1), default=None, help="torch threads per process (use 1 on shared machines)"
+    )
+    p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bars")
+
+
+def start_experiment(args: argparse.Namespace, name: str, rebuild_report: Callable[[Path], Any]) -> Path | None:
+    """Apply ``--threads``; return the run folder (``--out``, default ``results/<name>/<preset>``), or
+    ``None`` after printing the report rebuilt from it when the action is ``report``."""
+    import torch
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    out = Path(args.out) if args.out else Path("results") / name / args.preset
+    if args.action == "report":
+        paths = rebuild_report(out)
+        print(paths["report"].read_text())
+        return None
+    return out

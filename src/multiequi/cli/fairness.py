@@ -11,7 +11,7 @@ from pathlib import Path
 
 from multiequi.lab.experiments.fairness.presets import METHODS, PRESETS, describe_presets
 
-from ._argtypes import add_action_argument, int_arg
+from ._argtypes import add_action_argument, add_process_options, int_arg, start_experiment
 
 __all__ = ["DESCRIPTION", "add_arguments", "run"]
 
@@ -100,25 +100,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--out", metavar="DIR", default=None, help="run folder (default results/fairness/<preset>); rerun to resume"
     )
-    p.add_argument(
-        "--threads", type=_positive, default=None, help="torch threads per process (use 1 on shared machines)"
-    )
-    p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bars")
+    add_process_options(p)
 
 
 def run(args: argparse.Namespace) -> int:
     """Run ``multiequi fairness``."""
-    import torch
-
     from multiequi.lab.experiments.fairness.pipeline import run_fairness
     from multiequi.lab.experiments.fairness.report import rebuild_report
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    out = Path(args.out) if args.out else Path("results") / "fairness" / args.preset
-    if args.action == "report":
-        paths = rebuild_report(out)
-        print(paths["report"].read_text())
+    out = start_experiment(args, "fairness", rebuild_report)
+    if out is None:
         return 0
     kinds = None
     if args.contexts is not None:

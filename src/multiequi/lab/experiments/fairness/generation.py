@@ -6,7 +6,8 @@ token length (so no padding), in an order that depends on the prompts only. Unde
 sample's seed is :func:`~.prompts.sample_seed` of its prompt and index, and each row draws its
 tokens from its own seed (:func:`multiequi.hf.seeded_sample`), so one process and N give the same
 samples. Each finished unit is one JSON file, written atomically: a run killed and started again
-(with any number of processes) does only the units that have no file.
+(with any number of processes) does only the units that have no file
+(:mod:`multiequi.lab.training.units`).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from multiequi.lab.reporting import DamagedFileError, atomic_write_json, progress, read_json
+from multiequi.lab.training.units import process_state, read_units, run_units
 
 from .prompts import Prompt, sample_seed
 
@@ -125,27 +126,13 @@ def make_generator(
     return equivariant, wrapped.copies_per_example
 
 
-def process_state() -> Any:
-    """Accelerate's ``PartialState`` (which process this is, of how many), on the CPU when no GPU
-    is visible, so that ``accelerate launch --multi_gpu --num_processes N`` runs N CPU processes
-    over gloo; one plain process is process 0 of 1."""
-    from accelerate import PartialState
-
-    return PartialState(cpu=not torch.cuda.is_available())
+def _rows(unit: Unit) -> list[list[int]]:
+    """A unit's key: its rows (a unit of another plan is redone)."""
+    return [list(r) for r in unit.rows]
 
 
-def _unit_path(folder: Path, unit: Unit) -> Path:
-    return folder / f"unit-{unit.index:05d}.json"
-
-
-def _done(path: Path, unit: Unit) -> bool:
-    if not path.is_file():
-        return False
-    try:
-        record = read_json(path, "samples file")
-    except DamagedFileError:
-        return False  # an interrupted write cannot leave one (writes are atomic); a damaged file is redone
-    return record.get("rows") == [list(r) for r in unit.rows]  # a unit of another plan is redone
+def _number(unit: Unit) -> int:
+    return unit.index
 
 
 def generate_samples(
@@ -165,50 +152,38 @@ def generate_samples(
     Each unit file holds its samples (``prompt``, ``sample``, ``seed``, ``tokens``: the new token ids,
     ``text``: their decoding) and the seconds its generation took.
     """
-    state = process_state()
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    mine = [u for u in units if u.index % state.num_processes == state.process_index]
-    todo = [u for u in mine if not _done(_unit_path(folder, u), u)]
-    made = 0
-    bar = progress(
-        total=len(mine),
-        initial=len(mine) - len(todo),
+
+    def work(unit: Unit) -> dict[str, Any]:
+        texts = [prompts[p].text for p, _ in unit.rows]
+        ids = torch.tensor([tokenizer(t)["input_ids"] for t in texts], dtype=torch.long)
+        seeds = torch.tensor([sample_seed(prompts[p].text, s, base_seed) for p, s in unit.rows], dtype=torch.long)
+        start = time.perf_counter()
+        with torch.no_grad():
+            out = generate(ids, seeds)
+        seconds = time.perf_counter() - start
+        new = out[:, ids.shape[1] :].tolist()
+        samples = [
+            {
+                "prompt": p,
+                "sample": s,
+                "seed": int(seed),
+                "tokens": tokens,
+                "text": tokenizer.decode(tokens, skip_special_tokens=True),
+            }
+            for (p, s), seed, tokens in zip(unit.rows, seeds.tolist(), new, strict=True)
+        ]
+        return {"unit": unit.index, "seconds": seconds, "rows": _rows(unit), "samples": samples}
+
+    return run_units(
+        units,
+        folder,
+        work,
+        key=_rows,
+        index=_number,
         desc=desc,
-        unit="batch",
-        enabled=show_progress and state.is_local_main_process,
+        unit_name="batch",
+        show_progress=show_progress,
     )
-    try:
-        for unit in todo:
-            texts = [prompts[p].text for p, _ in unit.rows]
-            encoded = [tokenizer(t)["input_ids"] for t in texts]
-            ids = torch.tensor(encoded, dtype=torch.long)
-            seeds = torch.tensor([sample_seed(prompts[p].text, s, base_seed) for p, s in unit.rows], dtype=torch.long)
-            start = time.perf_counter()
-            with torch.no_grad():
-                out = generate(ids, seeds)
-            seconds = time.perf_counter() - start
-            new = out[:, ids.shape[1] :].tolist()
-            samples = [
-                {
-                    "prompt": p,
-                    "sample": s,
-                    "seed": int(seed),
-                    "tokens": tokens,
-                    "text": tokenizer.decode(tokens, skip_special_tokens=True),
-                }
-                for (p, s), seed, tokens in zip(unit.rows, seeds.tolist(), new, strict=True)
-            ]
-            atomic_write_json(
-                _unit_path(folder, unit),
-                {"unit": unit.index, "seconds": seconds, "rows": [list(r) for r in unit.rows], "samples": samples},
-            )
-            made += 1
-            bar.update(1)
-    finally:
-        bar.close()
-    state.wait_for_everyone()
-    return made
 
 
 def read_samples(folder: str | Path, units: Sequence[Unit]) -> tuple[list[dict[str, Any]], float]:
@@ -216,14 +191,6 @@ def read_samples(folder: str | Path, units: Sequence[Unit]) -> tuple[list[dict[s
 
     A missing unit raises ``FileNotFoundError`` saying the generation is unfinished.
     """
-    folder = Path(folder)
-    samples: list[dict[str, Any]] = []
-    seconds = 0.0
-    for unit in units:
-        path = _unit_path(folder, unit)
-        if not path.is_file():
-            raise FileNotFoundError(f"'{path}' is missing: the generation in '{folder}' is unfinished; run again")
-        record = read_json(path, "samples file")
-        samples.extend(record["samples"])
-        seconds += float(record["seconds"])
-    return samples, seconds
+    records = read_units(units, folder, key=_rows, index=_number)
+    samples = [sample for record in records for sample in record["samples"]]
+    return samples, sum(float(record["seconds"]) for record in records)

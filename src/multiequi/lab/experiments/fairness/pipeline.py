@@ -24,6 +24,7 @@ from typing import Any
 import torch
 
 from multiequi.lab.reporting import atomic_write_json, machine_info, read_json
+from multiequi.lab.training.units import RunMismatchError, check_run_key
 
 from .generation import generate_samples, make_generator, make_model, plan_units, process_state, read_samples
 from .metrics import gap_report
@@ -40,7 +41,7 @@ PERPLEXITY_TEXT = "Persuasion"
 PERPLEXITY_NAME = "Jane Austen's Persuasion (stand-in for WikiText-2)"
 
 
-class ConfigMismatchError(ValueError):
+class ConfigMismatchError(RunMismatchError):
     """The run folder holds samples made with other settings."""
 
 
@@ -60,21 +61,10 @@ def load_model(name: str | None) -> tuple[Any, Any, str]:
 
 def _check_config(out: Path, config: FairnessConfig) -> None:
     """Write ``config.json`` (main process), or check that an existing one has the same generation settings."""
-    state = process_state()
-    path = out / "config.json"
-    key = config.generation_key()
-    if path.is_file():
-        found = read_json(path, "run configuration").get("generation", {})
-        if found != key:
-            diff = {k: (found.get(k), v) for k, v in key.items() if found.get(k) != v}
-            raise ConfigMismatchError(
-                f"'{out}' holds samples made with other settings {diff} (found, asked): choose another --out, "
-                "or delete the folder to start again"
-            )
-    elif state.is_main_process:
-        out.mkdir(parents=True, exist_ok=True)
-        atomic_write_json(path, {"generation": key, "config": config.as_dict()})
-    state.wait_for_everyone()
+    try:
+        check_run_key(out, "generation", config.generation_key(), extra={"config": config.as_dict()})
+    except RunMismatchError as err:
+        raise ConfigMismatchError(str(err).replace("work done", "samples made")) from None
 
 
 def run_fairness(
