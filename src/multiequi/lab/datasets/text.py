@@ -26,17 +26,14 @@ import lzma
 import math
 import os
 import re
-import shutil
 import struct
-import subprocess
-import tempfile
 import zlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from multiequi.hf import cache_folder, check_cache, write_folder_atomically
+from multiequi.lab.datasets._debian import apt_extract, debian_files
 
 __all__ = [
     "AUSTEN_BOOKS",
@@ -490,6 +487,8 @@ AUSTEN_SYSTEM_DIR = Path("/usr/lib/R/site-library/janeaustenr/data")
 _AUSTEN_FILES = ("Rdata.rdx", "Rdata.rdb")
 _AUSTEN_FOLDER = "janeaustenr"
 _AUSTEN_PACKAGE = "r-cran-janeaustenr"
+#: The two files inside Debian's package (where it installs them: :data:`AUSTEN_SYSTEM_DIR`).
+_AUSTEN_MEMBERS = {name: f"usr/lib/R/site-library/janeaustenr/data/{name}" for name in _AUSTEN_FILES}
 _WORD = re.compile(r"\w+(?:['’.]\w+)*")
 
 
@@ -509,31 +508,8 @@ def count_words(text: str) -> int:
 
 def _apt_fetch(target: Path) -> None:
     """``apt-get download`` Debian's package into a temporary folder, unpack it with ``dpkg-deb -x``
-    and copy the two data files into ``target``."""
-    if shutil.which("apt-get") is None or shutil.which("dpkg-deb") is None:
-        raise FileNotFoundError("apt-get and dpkg-deb are not available")
-    with tempfile.TemporaryDirectory(prefix="multiequi-janeaustenr-") as tmp:
-        work = Path(tmp)
-
-        def download() -> subprocess.CompletedProcess[str]:
-            return subprocess.run(
-                ["apt-get", "download", _AUSTEN_PACKAGE], cwd=work, capture_output=True, text=True, timeout=300
-            )
-
-        done = download()
-        if done.returncode != 0 and hasattr(os, "geteuid") and os.geteuid() == 0:
-            # the package lists may be missing (a fresh container): refresh them once, as root
-            subprocess.run(["apt-get", "update"], capture_output=True, text=True, timeout=600)
-            done = download()
-        debs = sorted(work.glob(f"{_AUSTEN_PACKAGE}_*.deb"))
-        if done.returncode != 0 or not debs:
-            reason = " ".join((done.stderr or done.stdout).split())[-300:]
-            raise FileNotFoundError(f"apt-get download {_AUSTEN_PACKAGE} failed: {reason}")
-        unpacked = work / "x"
-        subprocess.run(["dpkg-deb", "-x", str(debs[0]), str(unpacked)], check=True, capture_output=True, timeout=300)
-        source = unpacked / AUSTEN_SYSTEM_DIR.relative_to("/")
-        for name in _AUSTEN_FILES:
-            shutil.copyfile(source / name, target / name)
+    and copy the two data files into ``target`` (:func:`~multiequi.lab.datasets._debian.apt_extract`)."""
+    apt_extract(_AUSTEN_PACKAGE, _AUSTEN_MEMBERS, target)
 
 
 def austen_data_dir(cache_dir: str | os.PathLike[str] | None = None, fetch: bool = True) -> Path:
@@ -542,7 +518,8 @@ def austen_data_dir(cache_dir: str | os.PathLike[str] | None = None, fetch: bool
     Looks in :data:`AUSTEN_SYSTEM_DIR` (``apt-get install r-cran-janeaustenr``), then in
     multiequi's cache (``cache_dir/janeaustenr``; ``cache_dir`` defaults to ``$MULTIEQUI_CACHE``,
     else ``~/.cache/multiequi``); else, when ``fetch``, downloads the Debian package with
-    ``apt-get download``, unpacks it and copies the two files into the cache, atomically.
+    ``apt-get download``, unpacks it and copies the two files into the cache, atomically
+    (:func:`~multiequi.lab.datasets._debian.debian_files`).
 
     Raises
     ------
@@ -550,27 +527,16 @@ def austen_data_dir(cache_dir: str | os.PathLike[str] | None = None, fetch: bool
         When the files are nowhere and cannot be fetched; the message names the folders searched
         and ``apt-get install r-cran-janeaustenr``.
     """
-    if all((AUSTEN_SYSTEM_DIR / f).is_file() for f in _AUSTEN_FILES):
-        return AUSTEN_SYSTEM_DIR
-    folder = cache_folder(cache_dir, _AUSTEN_FOLDER)
-    if check_cache(folder, _AUSTEN_FILES):
-        return folder
-    searched = f"searched {AUSTEN_SYSTEM_DIR} and {folder}"
-    if not fetch:
-        raise FileNotFoundError(
-            f"Jane Austen's novels (janeaustenr's data/Rdata.rdx and Rdata.rdb) not found ({searched}): "
-            f"install them with 'apt-get install {_AUSTEN_PACKAGE}'"
-        )
-    try:
-        write_folder_atomically(folder, _AUSTEN_FILES, _apt_fetch)
-    except (OSError, subprocess.SubprocessError) as err:
-        reason = " ".join(str(err).split())
-        raise FileNotFoundError(
-            f"Jane Austen's novels (janeaustenr's data/Rdata.rdx and Rdata.rdb) not found ({searched}) and "
-            f"could not be fetched ({reason}): install them with 'apt-get install {_AUSTEN_PACKAGE}' "
-            f"(or put the two files in {folder})"
-        ) from err
-    return folder
+    return debian_files(
+        _AUSTEN_PACKAGE,
+        _AUSTEN_MEMBERS,
+        _AUSTEN_FOLDER,
+        AUSTEN_SYSTEM_DIR,
+        cache_dir,
+        fetch,
+        what="Jane Austen's novels (janeaustenr's data/Rdata.rdx and Rdata.rdb)",
+        download=lambda target: _apt_fetch(target),  # looked up on use: tests replace _apt_fetch
+    )
 
 
 def austen_books(data_dir: str | os.PathLike[str] | None = None) -> dict[str, str]:
