@@ -167,3 +167,40 @@ def photos() -> list[tuple[str, torch.Tensor]]:
     from multiequi.lab.datasets.photos import sample_photos
 
     return sample_photos()
+
+
+def save_tiny_clip(folder: Path, size: int = 32, dim: int = 16) -> Path:
+    """Save a tiny random transformers ``CLIPModel`` (2 layers, width 32, ``size``-pixel images,
+    patches of 8, projection ``dim``) and its ``CLIPTokenizer`` into ``folder``; return it.
+
+    The tokenizer's BPE vocabulary holds single characters, ``char</w>`` word ends and the two
+    special tokens, with no merges (every word is split into characters); in transformers 5.x the
+    constructor's ``vocab_file=`` builds an empty tokenizer, so it is loaded from a folder."""
+    import json
+    import string
+
+    from transformers import CLIPConfig, CLIPModel, CLIPTextConfig, CLIPTokenizer, CLIPVisionConfig
+
+    chars = string.ascii_lowercase + string.digits + ".,'-!?&()/"
+    vocab = {c: i for i, c in enumerate(chars)}
+    vocab.update({c + "</w>": len(chars) + i for i, c in enumerate(chars)})
+    vocab["<|startoftext|>"] = len(vocab)
+    vocab["<|endoftext|>"] = len(vocab)
+    files = folder / "tokenizer-files"
+    files.mkdir(parents=True, exist_ok=True)
+    (files / "vocab.json").write_text(json.dumps(vocab), encoding="utf-8")
+    (files / "merges.txt").write_text("#version: 0.2\n", encoding="utf-8")
+    tokenizer = CLIPTokenizer.from_pretrained(str(files))
+    bos, eos = vocab["<|startoftext|>"], vocab["<|endoftext|>"]
+    text = CLIPTextConfig(
+        vocab_size=len(vocab), hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
+        max_position_embeddings=77, bos_token_id=bos, eos_token_id=eos, pad_token_id=eos,
+    )  # fmt: skip
+    vision = CLIPVisionConfig(
+        hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2, image_size=size, patch_size=8
+    )
+    torch.manual_seed(0)
+    model = CLIPModel(CLIPConfig(text_config=text.to_dict(), vision_config=vision.to_dict(), projection_dim=dim))
+    model.eval().save_pretrained(str(folder))
+    tokenizer.save_pretrained(str(folder))
+    return folder

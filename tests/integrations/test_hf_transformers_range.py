@@ -1,7 +1,9 @@
 """The declared transformers range has two ends: the installed release (the newest, 5.x, where the
-cache keyword is ``cache``) runs every test here; this test runs the language-model tests again
-under the oldest supported release, 4.57 (``past_key_values``), installed beside the environment
-into a cache folder (PyPI is reachable from CI; without it the test is skipped)."""
+cache keyword is ``cache``) runs every test here; this test runs the language-model tests and the
+zero-shot CLIP tests again, in one pytest call, under the oldest supported release, 4.57
+(``past_key_values``; get_*_features return tensors; CLIP's causal mask is built in torch's default
+dtype), installed beside the environment into a cache folder (PyPI is reachable from CI; without it
+the test is skipped)."""
 
 from __future__ import annotations
 
@@ -13,6 +15,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
+#: The test files rerun under the oldest release.
+RERUN = ["test_hf_lm.py", "test_zeroshot_clip.py"]
 #: The oldest release of the range in pyproject.toml, with the hub and tokenizers it was made for.
 OLDEST = ["transformers==4.57.6", "huggingface-hub==0.36.2", "tokenizers==0.22.2"]
 
@@ -30,7 +34,7 @@ def _install(target: Path) -> None:
     marker.write_text("ok")
 
 
-def test_language_model_tests_pass_with_the_oldest_supported_transformers(tmp_path: Path) -> None:
+def test_hf_tests_pass_with_the_oldest_supported_transformers(tmp_path: Path) -> None:
     cache = Path(os.environ.get("MULTIEQUI_CACHE", Path.home() / ".cache" / "multiequi")) / "transformers-4.57.6"
     _install(cache)
     env = {**os.environ, "PYTHONPATH": f"{cache}{os.pathsep}{ROOT / 'src'}", "OMP_NUM_THREADS": "1"}
@@ -42,9 +46,9 @@ def test_language_model_tests_pass_with_the_oldest_supported_transformers(tmp_pa
         timeout=120,
     )
     assert probe.stdout.strip() == "4.57.6", probe.stderr[-2000:]
-    tests = ROOT / "tests" / "integrations" / "test_hf_lm.py"
+    tests = [str(ROOT / "tests" / "integrations" / name) for name in RERUN]
     done = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--rootdir", str(ROOT), str(tests)],
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--rootdir", str(ROOT), *tests],
         cwd=ROOT,
         env=env,
         capture_output=True,

