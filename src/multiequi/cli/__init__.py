@@ -1,11 +1,12 @@
 """The ``multiequi`` command line: a registry of subcommands and nothing else.
 
-Each subcommand is a module here (:mod:`.demo`, :mod:`.scan`, :mod:`.multi_image`, :mod:`.fairness`, :mod:`.bench`)
-defining ``DESCRIPTION``, ``add_arguments(parser)`` and ``run(args) -> int``: a thin layer that
-parses options and calls lab functions the tests call directly. A module is imported to build the
-parser, so heavy imports (transformers, matplotlib, data) stay inside ``run``. A new subcommand
-is a module here and one line in :data:`COMMANDS`; :func:`main` turns user errors, missing
-extras and interruptions into one clear line and an exit status for every subcommand.
+Each subcommand is a module here (:mod:`.demo`, :mod:`.scan`, :mod:`.multi_image`, :mod:`.fairness`,
+:mod:`.zeroshot`, :mod:`.bench`) defining ``DESCRIPTION``, ``add_arguments(parser)`` and
+``run(args) -> int``: a thin layer that parses options and calls lab functions the tests call
+directly. A module is imported to build the parser, so heavy imports (transformers, matplotlib,
+data) stay inside ``run``. A new subcommand is a module here and one line in :data:`COMMANDS`;
+:func:`main` turns user errors, missing extras and interruptions into one clear line and an exit
+status for every subcommand.
 """
 
 from __future__ import annotations
@@ -45,6 +46,12 @@ COMMANDS: list[tuple[str, str, str]] = [
         "multiequi.cli.fairness",
         "intersectional fairness of a pretrained LM's generations: plain vs equitune (Π|G_i|) vs multi-equitune "
         "(Σ|G_i|) vs multi-equizero vs relaxed; regard, sentiment, perplexity, CrowS-Pairs",
+    ),
+    (
+        "zeroshot",
+        "multiequi.cli.zeroshot",
+        "zero-shot image classification under random rotations and flips: plain, canonical, equitune / equizero / "
+        "λ-equitune (8 copies), multi-equitune / multi-equizero / multi-λ (6), ttach; accuracy, time, invariance",
     ),
     (
         "bench",
