@@ -18,6 +18,7 @@ Stages, each cached in the run folder so an interrupted run resumes where it sto
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -37,8 +38,8 @@ from .presets import METHODS, ZeroShotConfig
 
 __all__ = ["load_classifier", "load_data", "run_zeroshot", "summarize_units", "train_lambda"]
 
-#: Pretrained classifiers built from ``config.model``: the stand-in when it is None.
-STANDIN = "standin"
+#: Fashion-MNIST's name in this experiment's outputs: here it stands in for the paper's zero-shot data sets.
+FASHION_MNIST_NAME = "Fashion-MNIST (stand-in for CIFAR-100 / ImageNet-V2)"
 
 
 def load_data(config: ZeroShotConfig) -> tuple[ImageData, bool]:
@@ -47,7 +48,8 @@ def load_data(config: ZeroShotConfig) -> tuple[ImageData, bool]:
     from multiequi.lab.datasets import images
 
     if config.data == "fashion-mnist":
-        return images.load_fashion_mnist(config.data_dir, size=28), True
+        data = images.load_fashion_mnist(config.data_dir, size=28)
+        return replace(data, name=FASHION_MNIST_NAME), True
     if config.data_dir is None:
         raise ValueError(f"--data {config.data} needs --data-dir (the folder holding it)")
     if config.data == "cifar100":
