@@ -10,8 +10,11 @@ CLIP in ``tests/integrations/test_zeroshot_clip.py``.
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -35,9 +38,10 @@ pytest.importorskip("accelerate")
 class TinyClassifier(nn.Module):
     """A random linear classifier of ``S × S`` RGB images with the zero-shot classifiers' interface."""
 
-    def __init__(self, size: int = 8, classes: int = 3, seed: int = 0) -> None:
+    def __init__(self, size: int = 8, classes: int = 3, seed: int = 0, delay: float = 0.0) -> None:
         super().__init__()
         self.image_size = size
+        self.delay = delay
         g = torch.Generator().manual_seed(seed)
         self.lin = nn.Linear(3 * size * size, classes)
         with torch.no_grad():
@@ -48,6 +52,8 @@ class TinyClassifier(nn.Module):
         return (x - 0.5) / 0.5
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.delay:
+            time.sleep(self.delay)  # a slow model, so that a run can be killed in the middle
         return self.lin(x.flatten(1))
 
 
@@ -242,8 +248,8 @@ sys.path[:0] = [{tests!r}, {root!r}]
 from test_zeroshot import TinyClassifier, tiny_data, _small_config
 from multiequi.lab.experiments.zeroshot.pipeline import run_zeroshot
 config = _small_config(methods=("plain", "equitune", "multi-equitune", "canonical"))
-data = (tiny_data(), True)
-run_zeroshot(config, sys.argv[1], show_progress=False, model=TinyClassifier(), data=data, model_name="tiny")
+model = TinyClassifier(delay=float(sys.argv[2]) if len(sys.argv) > 2 else 0.0)
+run_zeroshot(config, sys.argv[1], show_progress=False, model=model, data=(tiny_data(), True), model_name="tiny")
 """
 
 
@@ -261,3 +267,37 @@ def test_one_process_and_two_give_the_same_predictions(tmp_path: Path) -> None:
     b = read_units(units, two / "units", key=lambda u: {**u.key(), **rest})
     assert [r["top5"] for r in a] == [r["top5"] for r in b]
     assert json.loads((two / "summary.json").read_text())["processes"] == 2
+
+
+def test_a_killed_run_resumes_without_redoing_finished_units(tmp_path: Path) -> None:
+    """SIGKILL in the middle of the evaluation, then the same command: the finished unit files are
+    kept as they are, the rest is done, and the predictions equal an uninterrupted run's."""
+    script = tmp_path / "run.py"
+    script.write_text(_SCRIPT.format(tests=str(Path(__file__).parent), root=str(Path(__file__).parents[1])))
+    whole, killed = tmp_path / "whole", tmp_path / "killed"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    subprocess.run([sys.executable, str(script), str(whole)], check=True, timeout=300, env=env)
+    run = subprocess.Popen([sys.executable, str(script), str(killed), "0.05"], env=env)
+    deadline = time.monotonic() + 120
+    while len(list((killed / "units").glob("unit-*.json"))) < 2 and time.monotonic() < deadline and run.poll() is None:
+        time.sleep(0.02)
+    run.send_signal(signal.SIGKILL)
+    run.wait()
+    finished = {p.name: p.read_text() for p in (killed / "units").glob("unit-*.json")}
+    config = _small_config(methods=("plain", "equitune", "multi-equitune", "canonical"))
+    units = plan_units(config.seeds, config.transforms, config.images, config.images_per_unit)
+    assert 2 <= len(finished) < len(units), "the kill came too late to test anything"
+    assert not (killed / "summary.json").exists()
+    subprocess.run([sys.executable, str(script), str(killed)], check=True, timeout=300, env=env)
+    assert all((killed / "units" / name).read_text() == text for name, text in finished.items())
+    key = json.loads((whole / "units" / "unit-00000.json").read_text())["key"]
+    rest = {k: v for k, v in key.items() if k not in ("seed", "transform", "start", "stop")}
+    a = read_units(units, whole / "units", key=lambda u: {**u.key(), **rest})
+    b = read_units(units, killed / "units", key=lambda u: {**u.key(), **rest})
+    assert [r["top5"] for r in a] == [r["top5"] for r in b]
+    assert _accuracies(killed) == _accuracies(whole)  # (times differ)
+
+
+def _accuracies(out: Path) -> list[tuple]:
+    rows = json.loads((out / "summary.json").read_text())["rows"]
+    return [(r["seed"], r["transform"], r["method"], r["top1"], r["top5"]) for r in rows]
