@@ -259,6 +259,19 @@ def _looks_like_path(name: str) -> bool:
     return os.path.isabs(name) or name.startswith(("./", "../", "~", ".\\", "..\\")) or name in (".", "..")
 
 
+def _model_source(name_or_path: str | os.PathLike[str], caller: str, missing: str) -> tuple[str, Path | None]:
+    """``(name, folder)`` of a Hugging Face id or local folder: ``folder`` is the existing folder,
+    or ``None`` for a hub id. A file, or a path (absolute, ``./``, ``../``, ``~``) to no folder, is
+    an error naming ``caller``; ``missing`` ends the message of the latter."""
+    name = os.fspath(name_or_path)
+    path = Path(name).expanduser()
+    if path.is_file():
+        raise NotADirectoryError(f"{name} is a file; {caller} needs a folder written by save_pretrained")
+    if (isinstance(name_or_path, os.PathLike) or _looks_like_path(name)) and not path.is_dir():
+        raise FileNotFoundError(f"no folder {name}: {missing}")
+    return name, (path if path.is_dir() else None)
+
+
 def load_causal_lm(
     name_or_path: str | os.PathLike[str], **kwargs: Any
 ) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
@@ -306,15 +319,12 @@ def load_causal_lm(
     ('GPT2LMHeadModel', False)
     """
     transformers = _transformers("load_causal_lm")
-    name = os.fspath(name_or_path)
-    path = Path(name).expanduser()
-    if path.is_file():
-        raise NotADirectoryError(f"{name} is a file; load_causal_lm needs a folder written by save_pretrained")
-    if (isinstance(name_or_path, os.PathLike) or _looks_like_path(name)) and not path.is_dir():
-        raise FileNotFoundError(
-            f"no folder {name}: load_causal_lm works offline only with a local folder written by save_pretrained"
-        )
-    source = str(path) if path.is_dir() else name
+    name, folder = _model_source(
+        name_or_path,
+        "load_causal_lm",
+        "load_causal_lm works offline only with a local folder written by save_pretrained",
+    )
+    source = str(folder) if folder is not None else name
     tokenizer_kwargs = {k: kwargs[k] for k in ("local_files_only", "revision", "trust_remote_code") if k in kwargs}
     try:
         model = transformers.AutoModelForCausalLM.from_pretrained(source, **kwargs)
@@ -322,7 +332,7 @@ def load_causal_lm(
     except (OSError, ValueError) as err:
         reason = " ".join(str(err).split())  # one line
         error = OSError if isinstance(err, OSError) else ValueError
-        if path.is_dir():
+        if folder is not None:
             raise error(f"cannot load a causal language model from the local folder {name!r}: {reason}") from err
         raise error(
             f"cannot load a causal language model from the Hugging Face id {name!r} ({reason}); "

@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ._assets import _looks_like_path, _transformers
+from ._assets import _model_source, _transformers
 from ._templates import TEMPLATES
 
 __all__ = ["DEFAULT_TEMPLATES", "OPENAI_CLIP_MEAN", "OPENAI_CLIP_STD", "ZeroShotCLIP"]
@@ -530,17 +530,13 @@ class ZeroShotCLIP(nn.Module):
         names = _check_class_names(class_names)  # fail before loading anything
         _resolve_templates(templates)
         transformers = _transformers("ZeroShotCLIP.from_pretrained")
-        name = os.fspath(name_or_path)
-        path = Path(name).expanduser()
-        if path.is_file():
-            raise NotADirectoryError(f"{name} is a file; ZeroShotCLIP.from_pretrained needs a folder or a hub id")
-        if (isinstance(name_or_path, os.PathLike) or _looks_like_path(name)) and not path.is_dir():
-            raise FileNotFoundError(
-                f"no folder {name}: ZeroShotCLIP.from_pretrained needs a folder written by save_pretrained "
-                "(a CLIP model and its tokenizer) or a Hugging Face id"
-            )
-        folder = path if path.is_dir() else None
-        source = str(path) if folder is not None else name
+        name, folder = _model_source(
+            name_or_path,
+            "ZeroShotCLIP.from_pretrained",
+            "ZeroShotCLIP.from_pretrained needs a folder written by save_pretrained (a CLIP model and its "
+            "tokenizer) or a Hugging Face id",
+        )
+        source = str(folder) if folder is not None else name
         shared = {k: model_kwargs[k] for k in _SHARED_KWARGS if k in model_kwargs}
         try:
             model = transformers.CLIPModel.from_pretrained(source, **model_kwargs)
