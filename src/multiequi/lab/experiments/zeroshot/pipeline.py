@@ -219,11 +219,6 @@ def random_clip_vit_b32(classes: int = 10, seed: int = 0) -> nn.Module:
     return ZeroShotCLIP(clip, class_embeddings=torch.randn(classes, clip.config.projection_dim)).eval()
 
 
-def _top(record: Mapping[str, Any], method: str, k: int) -> float:
-    hits = [label in top[:k] for label, top in zip(record["labels"], record["top5"][method], strict=True)]
-    return sum(hits) / len(hits)
-
-
 def summarize_units(records: Sequence[Mapping[str, Any]], units: Sequence[Unit]) -> list[dict[str, Any]]:
     """One row per (seed, transform, method): top-1, top-5 and seconds per image over its units."""
     acc: dict[tuple[int, str, str], dict[str, float]] = {}
