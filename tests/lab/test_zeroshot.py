@@ -25,8 +25,8 @@ from conftest import accelerate_launch
 from multiequi.groups import Flip, Rot90
 from multiequi.lab.datasets.images import ImageData
 from multiequi.lab.experiments.zeroshot.evaluation import plan_units, seeded_subset, unit_elements
-from multiequi.lab.experiments.zeroshot.methods import LambdaNet, build_method, d4, invariance_error
-from multiequi.lab.experiments.zeroshot.pipeline import run_zeroshot, summarize_units
+from multiequi.lab.experiments.zeroshot.methods import LambdaNet, OrbitMemo, build_method, d4, invariance_error
+from multiequi.lab.experiments.zeroshot.pipeline import make_prepare, run_zeroshot, summarize_units, train_lambda
 from multiequi.lab.experiments.zeroshot.presets import METHODS, PRESETS
 from multiequi.lab.experiments.zeroshot.report import rebuild_report, timing_ratios
 from multiequi.lab.training.units import RunMismatchError, read_units
@@ -139,6 +139,42 @@ def test_d4_is_rot90_times_left_right_flip() -> None:
     assert len(d4()) == 8 and d4() == Rot90() * Flip()
 
 
+def test_orbit_memo_returns_the_models_outputs_and_runs_the_model_only_on_new_rows() -> None:
+    model = TinyClassifier()
+    x = torch.randn(3, 3, 8, 8)
+    memo = OrbitMemo(model, x, batch_size=2)
+    calls = []
+    model.register_forward_hook(lambda m, i, o: calls.append(i[0].shape[0]))
+    group = d4()
+    rows = group.transform(x.repeat(8, 1, 1, 1), torch.arange(8).repeat_interleave(3))  # all 24 D4 images
+    got = memo(rows)
+    assert calls == [] and memo.misses == 0
+    torch.testing.assert_close(got, model(rows).detach())
+    stranger = torch.randn(2, 3, 8, 8)
+    mixed = torch.cat([rows[:5], stranger, rows[7:9]])
+    out = memo(mixed)
+    assert memo.misses == 2 and calls == [24, 2]  # the direct check above, then the two new rows in one call
+    torch.testing.assert_close(out, model(mixed).detach())
+
+
+@pytest.mark.parametrize("method", ["lambda-equitune", "multi-lambda-equitune"])
+def test_lambda_trained_through_the_memo_equals_lambda_trained_on_the_model(method: str, tmp_path: Path) -> None:
+    """Every copy λ's training sends to the classifier is a D4 image of a prepared training image:
+    the memo answers all of them, and the trained λ is the one the classifier itself gives."""
+    data = tiny_data()
+    images, labels = data.images[:8], data.labels[:8]
+    model = TinyClassifier()
+    prepare = make_prepare(model, invert=True)
+    memo = OrbitMemo(model, prepare(images))
+    kw = dict(seed=0, epochs=3, lr=1e-2, batch_size=4, show_progress=False)
+    via_memo = train_lambda(method, model, images, labels, prepare, checkpoint_dir=tmp_path / "a", memo=memo, **kw)
+    direct = train_lambda(method, model, images, labels, prepare, checkpoint_dir=tmp_path / "b", memo=model, **kw)
+    assert memo.misses == 0
+    assert via_memo.score.weight.abs().sum() > 0  # λ moved from its constant start
+    for a, b in zip(via_memo.parameters(), direct.parameters(), strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
+
+
 def test_units_cover_every_seed_transform_and_image_once() -> None:
     units = plan_units([0, 1], ["none", "d4"], images=10, per_unit=4)
     assert len(units) == 2 * 2 * 3
@@ -167,14 +203,39 @@ def test_summary_counts_top1_and_top5_by_hand() -> None:
     assert row["ms_per_image"] == pytest.approx(250.0)
 
 
-def test_timing_ratios() -> None:
+def test_timing_ratios_pair_rounds_and_judge_the_targets() -> None:
+    def row(method, calls, rounds):
+        return {"model": "m", "method": method, "calls": calls, "batch": 32, "ms_per_round": rounds}
+
     rows = [
-        {"model": "m", "method": "equitune", "ms_per_image": 8.0, "batch": 32},
-        {"model": "m", "method": "multi-equitune", "ms_per_image": 6.0, "batch": 32},
-        {"model": "m", "method": "ttach", "ms_per_image": 12.0, "batch": 32},
+        row("equitune", "auto", [8.0, 16.0, 8.0]),
+        row("multi-equitune", "auto", [6.0, 8.0, 7.0]),  # per round 0.75, 0.5, 0.875: median 0.75
+        row("ttach", "8", [12.0, 24.0, 12.0]),  # per round 2, 3, 12/7: median 2
+        row("equitune", "one call", [10.0, 10.0, 10.0]),
+        row("multi-equitune", "one call", [9.0, 8.5, 9.5]),  # 0.9, 0.85, 0.95
     ]
-    (r,) = timing_ratios(rows)
-    assert r["multi-equitune / equitune"] == 0.75 and r["ttach / multi-equitune"] == 2.0
+    got = {(r["ratio"], r["calls"]): r for r in timing_ratios(rows)}
+    assert set(got) == {
+        ("multi-equitune / equitune", "auto / auto"),
+        ("multi-equitune / equitune", "one call / one call"),
+        ("ttach / multi-equitune", "8 / auto"),
+        ("ttach / multi-equitune", "8 / one call"),
+    }
+    r = got[("multi-equitune / equitune", "auto / auto")]
+    assert (r["median"], r["smallest"], r["largest"], r["rounds"], r["met"]) == (0.75, 0.5, 0.875, 3, "yes")
+    r = got[("ttach / multi-equitune", "8 / auto")]
+    assert (r["median"], r["smallest"], r["largest"], r["met"]) == (2.0, 12 / 7, 3.0, "yes")
+    assert got[("multi-equitune / equitune", "one call / one call")]["met"] == "no"  # median 0.9 > 0.8
+    r = got[("ttach / multi-equitune", "8 / one call")]
+    assert r["median"] == pytest.approx(12 / 9) and r["met"] == "no"
+    # rows without per-round times (older summaries): the ratio of the medians
+    (old,) = timing_ratios(
+        [
+            {"model": "m", "method": "equitune", "ms_per_image": 8.0, "batch": 32},
+            {"model": "m", "method": "multi-equitune", "ms_per_image": 6.0, "batch": 32},
+        ]
+    )
+    assert old["median"] == 0.75 and old["rounds"] == 0
 
 
 def _small_config(**kw):
@@ -212,7 +273,11 @@ def test_a_small_run_end_to_end_resumes_and_rebuilds_its_report(tmp_path: Path) 
             assert r["top1"] == twin["top1"]
     inv = {r["method"]: r for r in summary["invariance"]}
     assert inv["plain"]["max_abs"] > 1e-3 and inv["multi-equitune"]["relative"] < 1e-5
-    assert {r["method"] for r in summary["timing"]} == set(METHODS)
+    assert summary["model_notes"]["lambda_memo_misses"] == 0
+    assert {(r["method"], r["calls"]) for r in summary["timing"]} == {
+        (m, {"plain": "1", "canonical": "1", "ttach": "8"}.get(m, "auto")) for m in METHODS
+    } | {("equitune", "one call"), ("multi-equitune", "one call")}
+    assert all(len(r["ms_per_round"]) == 1 for r in summary["timing"])
     for name in ("report.md", "accuracy.md", "accuracy.csv", "accuracy.json", "accuracy.png", "accuracy_vs_time.png"):
         assert (out / name).is_file(), name
     assert (out / "lambda" / "lambda-equitune-seed1").is_dir()

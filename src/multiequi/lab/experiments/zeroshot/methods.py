@@ -10,6 +10,7 @@ the real ``ttach`` package's D4 test-time augmentation (8 model calls of ``B`` r
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from typing import Any
 
@@ -21,7 +22,7 @@ from multiequi.groups import Flip, Group, Rot90
 
 from .presets import METHODS
 
-__all__ = ["Canonicalized", "LambdaNet", "build_method", "d4", "invariance_error", "needs_lambda"]
+__all__ = ["Canonicalized", "LambdaNet", "OrbitMemo", "build_method", "d4", "invariance_error", "needs_lambda"]
 
 
 def d4() -> Group:
@@ -85,6 +86,69 @@ class Canonicalized(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         return self.model(self.group.canonicalize(x))
+
+
+def _row_keys(x: Tensor) -> list[bytes]:
+    """A digest of each row's bytes (BLAKE2b, 128 bits): equal only for bitwise equal rows."""
+    rows = x.detach().to("cpu").contiguous().reshape(x.shape[0], -1).numpy()
+    return [hashlib.blake2b(r.tobytes(), digest_size=16).digest() for r in rows]
+
+
+class OrbitMemo(nn.Module):
+    """A frozen model's outputs on every D4 image of a fixed set of images, looked up by bits.
+
+    Training λ sends the same few training images through the frozen classifier epoch after epoch,
+    each time as some of its 8 D4 images (the copies of every method are exact pixel permutations
+    of the prepared image, and the preparation commutes bitwise with D4). The memo runs the model
+    once on all ``8 N`` images; afterwards a batch of rows costs a digest per row. A row not in the
+    memo goes through the model (``misses`` counts them), so results never depend on the memo.
+
+    Parameters
+    ----------
+    model : nn.Module
+        The frozen classifier (called without gradients).
+    images : Tensor
+        ``(N, ...)``: the prepared images (the model's input) whose D4 images are memorized.
+    batch_size : int
+        Images per model call while filling the memo (each call has ``8 × batch_size`` rows).
+
+    Examples
+    --------
+    >>> net = nn.Sequential(nn.Flatten(), nn.Linear(3 * 4 * 4, 5))
+    >>> x = torch.randn(2, 3, 4, 4)
+    >>> memo = OrbitMemo(net, x)
+    >>> g_x = torch.rot90(x, 1, (-2, -1))
+    >>> torch.allclose(memo(g_x), net(g_x)), memo.misses
+    (True, 0)
+    """
+
+    def __init__(self, model: nn.Module, images: Tensor, batch_size: int = 8) -> None:
+        super().__init__()
+        self._model = [model]  # not a submodule: the memo holds no parameters of its own
+        group = d4()
+        keys: list[bytes] = []
+        outputs: list[Tensor] = []
+        with torch.no_grad():
+            for lo in range(0, images.shape[0], batch_size):
+                rows = group.orbit(images[lo : lo + batch_size]).flatten(0, 1)
+                outputs.append(model(rows))
+                keys += _row_keys(rows)
+        self.outputs = torch.cat(outputs)
+        self.index = {k: i for i, k in enumerate(keys)}
+        self.misses = 0
+
+    def forward(self, x: Tensor) -> Tensor:
+        idx = [self.index.get(k, -1) for k in _row_keys(x)]
+        pos = torch.tensor(idx, dtype=torch.long, device=self.outputs.device)
+        hit = pos >= 0
+        if bool(hit.all()):
+            return self.outputs[pos]
+        out = self.outputs.new_empty((x.shape[0], *self.outputs.shape[1:]))
+        out[hit] = self.outputs[pos[hit]]
+        with torch.no_grad():
+            out[~hit] = self._model[0](x[~hit.to(x.device)]).to(out.device)
+        self.misses += int((~hit).sum())
+        return out
 
 
 def build_method(

@@ -33,7 +33,7 @@ from multiequi.lab.training import TrainConfig, join_process_group, train
 from multiequi.lab.training.units import check_run_key, process_state, read_units, run_units
 
 from .evaluation import Unit, evaluate_unit, plan_units, seeded_subset, unit_elements
-from .methods import LambdaNet, build_method, invariance_error, needs_lambda
+from .methods import LambdaNet, OrbitMemo, build_method, invariance_error, needs_lambda
 from .presets import METHODS, ZeroShotConfig
 
 __all__ = ["load_classifier", "load_data", "run_zeroshot", "summarize_units", "train_lambda"]
@@ -138,16 +138,22 @@ def train_lambda(
     batch_size: int = 16,
     checkpoint_dir: str | Path | None = None,
     show_progress: bool = True,
+    memo: nn.Module | None = None,
 ) -> LambdaNet:
     """Train the λ network of ``method`` on ``images`` (``uint8``), the classifier frozen; each
-    training image gets a fresh random D4 element every time it is drawn. Returns the network."""
+    training image gets a fresh random D4 element every time it is drawn. The classifier's outputs
+    on the 8 D4 images of every training image are computed once (:class:`OrbitMemo`, or ``memo``
+    when given), so an epoch costs λ's network and the copies, not the classifier. Returns the
+    network."""
     from torch.utils.data import DataLoader, TensorDataset
 
     torch.manual_seed(seed)
     net = LambdaNet()
     for p in model.parameters():
         p.requires_grad_(False)
-    trainer = _LambdaTrainer(net, build_method(method, model, weight_net=net))
+    if memo is None:
+        memo = OrbitMemo(model, prepare(images))
+    trainer = _LambdaTrainer(net, build_method(method, memo, weight_net=net))
     loader = DataLoader(TensorDataset(images, labels), batch_size=batch_size, shuffle=True)
     group = transform_group("d4")
 
@@ -181,26 +187,44 @@ def _classifiers(
     return {m: build_method(m, model, weight_net=nets.get(m)) for m in methods}
 
 
+#: model calls per batch of the methods that are not the library's wrappers (those chunk: "auto")
+_CALLS = {"plain": "1", "canonical": "1", "ttach": "8"}
+
+#: the wrappers timed a second time with every copy of the batch in one model call
+ONE_CALL_METHODS = ("equitune", "multi-equitune")
+
+
 def _timing(
-    classifiers: Mapping[str, Callable[[Tensor], Tensor]], x: Tensor, repeats: int, label: str
+    classifiers: Mapping[str, Callable[[Tensor], Tensor]],
+    x: Tensor,
+    repeats: int,
+    label: str,
+    one_call: Mapping[str, Callable[[Tensor], Tensor]] | None = None,
 ) -> list[dict[str, Any]]:
-    names = list(classifiers)
+    """Time every classifier on the batch ``x``, interleaved (round ``r`` runs each once), after
+    one warm-up call each (where a wrapper's ``chunk_size="auto"`` measures its call size).
+    ``one_call``: wrappers built with ``chunk_size=None`` (all copies of the batch in one call),
+    timed in the same rounds. Each row keeps its per-round times, so ratios can be paired."""
+    timed = [(name, "auto", fn) for name, fn in classifiers.items()]
+    timed += [(name, "one call", fn) for name, fn in (one_call or {}).items()]
     with torch.no_grad():
-        for fn in classifiers.values():  # one warm-up call each
+        for _, _, fn in timed:
             fn(x)
-        wall, _ = interleaved_times([lambda fn=fn: fn(x) for fn in classifiers.values()], repeats)
+        wall, _ = interleaved_times([lambda fn=fn: fn(x) for _, _, fn in timed], repeats)
     rows = []
-    for name, seconds in zip(names, wall, strict=True):
+    for (name, calls, _), seconds in zip(timed, wall, strict=True):
         t = summarize_times(seconds)
         rows.append(
             {
                 "model": label,
                 "method": name,
+                "calls": _CALLS.get(name, calls),
                 "batch": int(x.shape[0]),
                 "copies": METHODS[name],
                 "ms_per_batch": t["median"],
                 "ms_per_image": None if t["median"] is None else t["median"] / x.shape[0],
                 "repeats": len(seconds),
+                "ms_per_round": [1e3 * s for s in seconds],
             }
         )
     return rows
@@ -282,6 +306,7 @@ def run_zeroshot(
         pool = _training_pool(data_set)
         for seed in config.seeds:
             chosen = seeded_subset(pool, config.lambda_images, seed)
+            memo = OrbitMemo(model, prepare(data_set.images[chosen]))  # shared by the λ methods
             for m in lambda_methods:
                 nets[(m, seed)] = train_lambda(
                     m,
@@ -294,7 +319,9 @@ def run_zeroshot(
                     lr=config.lambda_lr,
                     checkpoint_dir=out / "lambda" / f"{m}-seed{seed}",
                     show_progress=show_progress,
+                    memo=memo,
                 )
+            notes["lambda_memo_misses"] = notes.get("lambda_memo_misses", 0) + memo.misses
 
     units = plan_units(config.seeds, config.transforms, n_images, config.images_per_unit)
     per_seed: dict[int, dict[str, Callable[[Tensor], Tensor]]] = {}
@@ -348,18 +375,25 @@ def run_zeroshot(
         atomic_write_json(inv_path, {"methods": list(config.methods), "rows": invariance})
 
     timing_path = out / "measured" / "timing.json"
-    timing_key = {"batch": config.timing_batch, "repeats": config.timing_repeats, "clip": config.timing_clip}
+    timing_key = {
+        "batch": config.timing_batch,
+        "repeats": config.timing_repeats,
+        "clip": config.timing_clip,
+        "one_call": list(ONE_CALL_METHODS),
+    }
     if timing_path.is_file() and read_json(timing_path, "timing file").get("key") == timing_key:
         timing = read_json(timing_path, "timing file")["rows"]
     else:
         x = prepare(data_set.images[probe_idx[: config.timing_batch]])
-        timing = _timing(classifiers_for(first_seed, with_ttach=True), x, config.timing_repeats, name)
+        one_call = {m: build_method(m, model, chunk_size=None) for m in ONE_CALL_METHODS if m in config.methods}
+        timing = _timing(classifiers_for(first_seed, with_ttach=True), x, config.timing_repeats, name, one_call)
         if config.timing_clip:
             clip = random_clip_vit_b32(len(data_set.classes))
             chosen = ["plain", "equitune", "multi-equitune", "ttach"]
             xc = torch.randn(config.timing_batch, 3, 224, 224, generator=torch.Generator().manual_seed(0))
+            one_call = {m: build_method(m, clip, chunk_size=None) for m in ONE_CALL_METHODS}
             timing += _timing(
-                _classifiers(chosen, clip, {}), xc, config.timing_repeats, "CLIP ViT-B/32 (random weights)"
+                _classifiers(chosen, clip, {}), xc, config.timing_repeats, "CLIP ViT-B/32 (random weights)", one_call
             )
         atomic_write_json(timing_path, {"key": timing_key, "machine": machine_info(), "rows": timing})
 
