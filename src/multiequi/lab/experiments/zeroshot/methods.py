@@ -206,7 +206,7 @@ def invariance_error(fn: Callable[[Tensor], Tensor], x: Tensor) -> dict[str, flo
     """
     group = d4()
     n, b = len(group), x.shape[0]
-    elements = torch.arange(n).repeat_interleave(b)
+    elements = torch.arange(n, device=x.device).repeat_interleave(b)
     stack = group.transform(x.repeat(n, *[1] * (x.dim() - 1)), elements)  # element-major: (n·B, ...)
     with torch.no_grad():
         y = fn(stack).reshape(n, b, -1)

@@ -103,12 +103,21 @@ def load_classifier(config: ZeroShotConfig, data: ImageData) -> tuple[nn.Module,
     return model.eval(), str(config.model), {"prompt_names": list(data.classes)}
 
 
+def _device(model: nn.Module) -> torch.device:
+    p = next(iter(model.parameters()), None)
+    return torch.device("cpu") if p is None else p.device
+
+
 def make_prepare(model: nn.Module, invert: bool) -> Callable[[Tensor], Tensor]:
-    """``uint8`` images → the model's pixel values (natural-image RGB at its size, normalized)."""
+    """``uint8`` images → the model's pixel values (natural-image RGB at its size, normalized) on
+    the model's device. The resize runs on the CPU, where it is exact (float64 integer sums), then
+    the images move; the normalization is elementwise: both commute bitwise with D4."""
     size = int(getattr(model, "image_size", 224))
+    device = _device(model)
 
     def prepare(x: Tensor) -> Tensor:
-        return model.preprocess(natural_images(x, size=size, invert=invert))  # type: ignore[operator]
+        images = natural_images(x.cpu(), size=size, invert=invert).to(device)
+        return model.preprocess(images)  # type: ignore[operator]
 
     return prepare
 
@@ -210,7 +219,7 @@ def _timing(
     with torch.no_grad():
         for _, _, fn in timed:
             fn(x)
-        wall, _ = interleaved_times([lambda fn=fn: fn(x) for _, _, fn in timed], repeats)
+        wall, _ = interleaved_times([lambda fn=fn: fn(x) for _, _, fn in timed], repeats, x.device)
     rows = []
     for (name, calls, _), seconds in zip(timed, wall, strict=True):
         t = summarize_times(seconds)
@@ -295,7 +304,7 @@ def run_zeroshot(
         model, name, notes = load_classifier(config, data_set)
     else:
         name = model_name or type(model).__name__
-    model.eval()
+    model.eval().to(state.device)  # a GPU when one is visible (accelerate's device), else the CPU
     prepare = make_prepare(model, invert)
     test_idx = data_set.splits["test"]
     n_images = min(config.images, int(test_idx.numel()))
@@ -388,9 +397,10 @@ def run_zeroshot(
         one_call = {m: build_method(m, model, chunk_size=None) for m in ONE_CALL_METHODS if m in config.methods}
         timing = _timing(classifiers_for(first_seed, with_ttach=True), x, config.timing_repeats, name, one_call)
         if config.timing_clip:
-            clip = random_clip_vit_b32(len(data_set.classes))
+            clip = random_clip_vit_b32(len(data_set.classes)).to(state.device)
             chosen = ["plain", "equitune", "multi-equitune", "ttach"]
             xc = torch.randn(config.timing_batch, 3, 224, 224, generator=torch.Generator().manual_seed(0))
+            xc = xc.to(state.device)
             one_call = {m: build_method(m, clip, chunk_size=None) for m in ONE_CALL_METHODS}
             timing += _timing(
                 _classifiers(chosen, clip, {}), xc, config.timing_repeats, "CLIP ViT-B/32 (random weights)", one_call
