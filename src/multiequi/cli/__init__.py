@@ -1,7 +1,7 @@
 """The ``multiequi`` command line: a registry of subcommands and nothing else.
 
 Each subcommand is a module here (:mod:`.demo`, :mod:`.scan`, :mod:`.multi_image`, :mod:`.fairness`,
-:mod:`.zeroshot`, :mod:`.bench`) defining ``DESCRIPTION``, ``add_arguments(parser)`` and
+:mod:`.zeroshot`, :mod:`.reproduce`, :mod:`.bench`) defining ``DESCRIPTION``, ``add_arguments(parser)`` and
 ``run(args) -> int``: a thin layer that parses options and calls lab functions the tests call
 directly. A module is imported to build the parser, so heavy imports (transformers, matplotlib,
 data) stay inside ``run``. A new subcommand is a module here and one line in :data:`COMMANDS`;
@@ -52,6 +52,12 @@ COMMANDS: list[tuple[str, str, str]] = [
         "multiequi.cli.zeroshot",
         "zero-shot image classification under random rotations and flips: plain, canonical, equitune / equizero / "
         "λ-equitune (8 copies), multi-equitune / multi-equizero / multi-λ (6), ttach; accuracy, time, invariance",
+    ),
+    (
+        "reproduce",
+        "multiequi.cli.reproduce",
+        "every experiment and the benchmarks at one budget (quick, medium, paper), resumable, one report with the "
+        "commit, machine, versions and wall time of each part",
     ),
     (
         "bench",
