@@ -10,6 +10,7 @@ alone (:func:`rebuild_report`).
 
 - :mod:`.parts`: the parts and the command of each at each preset (:data:`PARTS`, :data:`PRESETS`);
 - :mod:`.runner`: :func:`run_reproduction`, the records;
+- :mod:`.claims`: :func:`claims_table`, the paper's claims judged from the parts' files;
 - :mod:`.report`: :func:`rebuild_report`.
 
 The reproduction imports no experiment: it runs their commands, so this room sits above them.
@@ -17,6 +18,7 @@ The reproduction imports no experiment: it runs their commands, so this room sit
 
 from __future__ import annotations
 
+from .claims import claims_table as claims_table
 from .parts import PARTS as PARTS
 from .parts import PRESETS as PRESETS
 from .parts import Part as Part
@@ -25,4 +27,13 @@ from .report import rebuild_report as rebuild_report
 from .runner import PartFailedError as PartFailedError
 from .runner import run_reproduction as run_reproduction
 
-__all__ = ["PARTS", "PRESETS", "Part", "PartFailedError", "rebuild_report", "run_reproduction", "select_parts"]
+__all__ = [
+    "PARTS",
+    "PRESETS",
+    "Part",
+    "PartFailedError",
+    "claims_table",
+    "rebuild_report",
+    "run_reproduction",
+    "select_parts",
+]

@@ -9,6 +9,7 @@ from typing import Any
 
 from multiequi.lab.reporting import DamagedFileError, atomic_write_text, markdown_table, read_json
 
+from .claims import claims_table
 from .parts import PARTS
 
 __all__ = ["read_records", "rebuild_report", "wall_time"]
@@ -90,8 +91,9 @@ def rebuild_report(out: str | Path) -> Path:
     """Write ``out/report.md`` from ``out/records/`` and the report files of each part's folder;
     return its path. Needs nothing else (no model, no data, no rerun).
 
-    The head says which commit(s), machine(s) and library versions produced the parts and their
-    wall times; each finished part's own report follows, its figures linked in its folder.
+    The head says which commit(s), machine(s) and library versions produced the parts, then the
+    paper's claims judged from the parts' files (:func:`~.claims.claims_table`), the parts and
+    their wall times; each finished part's own report follows, its figures linked in its folder.
     """
     out = Path(out)
     records = read_records(out)
@@ -116,6 +118,14 @@ def rebuild_report(out: str | Path) -> Path:
                 {"": "wall time of the parts", "value": _minutes(total)},
             ]
         ),
+        "",
+        "## The paper's claims",
+        "",
+        "Each claim of the paper (experiments.md), the numbers of this reproduction that bear on it, and a verdict "
+        "by the rule in its note (stand-ins named there). Verdicts from the quick preset's single seeds and short "
+        "budgets are weak; `not run`: the part's files are not there.",
+        "",
+        markdown_table(claims_table(out)),
         "",
         "## Parts",
         "",
