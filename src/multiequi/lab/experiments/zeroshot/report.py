@@ -223,7 +223,7 @@ def write_report(summary: Mapping[str, Any], out: str | os.PathLike[str]) -> dic
             "",
             "Ratios of times per image, paired by round (median, smallest and largest over the rounds):",
             "",
-            markdown_table(ratios, digits=2),
+            markdown_table(ratios, digits=3),
         ]
     lines += ["", "Figures: accuracy.png (top-1 per method and transform), accuracy_vs_time.png."]
     text = "\n".join(lines) + "\n"
