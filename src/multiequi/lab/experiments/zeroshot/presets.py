@@ -97,7 +97,7 @@ PRESETS: dict[str, ZeroShotConfig] = {
         lambda_images=32,
         lambda_epochs=20,
         timing_repeats=2,
-        notes="32 images per seed, untransformed and random D4, 3 seeds: about 8 minutes on 2 cores",
+        notes="32 images per seed, untransformed and random D4, 3 seeds: about 11 minutes on 2 cores",
     ),
     "medium": ZeroShotConfig(
         preset="medium",
