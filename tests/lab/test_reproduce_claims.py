@@ -257,7 +257,7 @@ def test_multi_image_claims_support(tmp_path: Path) -> None:
     assert "Fashion-MNIST (stand-in for Caltech101/15-Scene)" in robust["note"] and "3 epochs" in robust["note"]
     competitive = _row(tmp_path, "competitive with the CNN")
     assert competitive["verdict"] == SUPPORTS
-    assert "Multi-GCNN 89.0 ± 0.5 vs CNN 90.5 ± 0.5 (Δ -1.5 ± 0.0)" in competitive["evidence"]
+    assert "K=2: Multi-GCNN vs CNN: 89.0 ± 0.5 vs 90.5 ± 0.5 (Δ -1.5 ± 0.0)" in competitive["evidence"]
 
 
 def test_multi_image_claims_refute(tmp_path: Path) -> None:

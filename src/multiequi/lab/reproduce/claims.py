@@ -353,17 +353,30 @@ def _load_scan(folder: Path) -> _Scan:
     return _Scan(folder, acc, cells, splits, note + ".")
 
 
+def _compare_pairs(
+    pairs: Iterable[tuple[str, Measure | None, Measure | None]],
+) -> tuple[list[str], list[Comparison], list[Measure]]:
+    """Compare each labelled pair ``(label, a, b)`` that has both measures: the evidence texts,
+    the comparisons and the measures compared."""
+    parts: list[str] = []
+    comps: list[Comparison] = []
+    measures: list[Measure] = []
+    for label, a, b in pairs:
+        if a is None or b is None:
+            continue
+        c = compare(a, b)
+        parts.append(f"{label}: {a} vs {b} ({c})")
+        comps.append(c)
+        measures += [a, b]
+    return parts, comps, measures
+
+
 def _scan_pairs(data: _Scan, a: str, b: str) -> tuple[list[str], list[Comparison], list[Measure]]:
-    parts, comps, measures = [], [], []
-    for cell in data.cells:
-        for split in data.splits:
-            ma, mb = data.acc.get((cell, a, split)), data.acc.get((cell, b, split))
-            if ma is None or mb is None:
-                continue
-            c = compare(ma, mb)
-            parts.append(f"{cell.upper()} {split}: {ma} vs {mb} ({c})")
-            comps.append(c)
-            measures += [ma, mb]
+    parts, comps, measures = _compare_pairs(
+        (f"{cell.upper()} {split}", data.acc.get((cell, a, split)), data.acc.get((cell, b, split)))
+        for cell in data.cells
+        for split in data.splits
+    )
     if not comps:
         raise _NotRun(f"the SCAN-II results hold no {a} and {b} on the same split")
     return parts, comps, measures
@@ -478,16 +491,15 @@ def _multi_image_robust(data: _MultiImage) -> tuple[str, str, str]:
 
 
 def _multi_image_competitive(data: _MultiImage) -> tuple[str, str, str]:
-    parts, comps, measures = [], [], []
-    for k in sorted({key[0] for key in data.acc}):
-        for equivariant, plain in _EQUIVARIANT:
-            a, b = data.acc.get((k, "none", equivariant, "none")), data.acc.get((k, "none", plain, "none"))
-            if a is None or b is None:
-                continue
-            c = compare(a, b)
-            parts.append(f"K={k}: {equivariant} {a} vs {plain} {b} ({c})")
-            comps.append(c)
-            measures += [a, b]
+    parts, comps, measures = _compare_pairs(
+        (
+            f"K={k}: {equivariant} vs {plain}",
+            data.acc.get((k, "none", equivariant, "none")),
+            data.acc.get((k, "none", plain, "none")),
+        )
+        for k in sorted({key[0] for key in data.acc})
+        for equivariant, plain in _EQUIVARIANT
+    )
     if not comps:
         raise _NotRun(
             "the multi-image results hold no equivariant model and its CNN trained and tested without rotations"
@@ -653,15 +665,9 @@ def _zeroshot_recovers(data: _ZeroShot, method: str) -> tuple[str, str, str]:
 
 
 def _zeroshot_competitive(data: _ZeroShot, multi: str, single: str) -> tuple[str, str, str]:
-    parts, comps, measures = [], [], []
-    for t in data.transforms:
-        a, b = data.acc.get((t, multi)), data.acc.get((t, single))
-        if a is None or b is None:
-            continue
-        c = compare(a, b)
-        parts.append(f"{t}: {a} vs {b} ({c})")
-        comps.append(c)
-        measures += [a, b]
+    parts, comps, measures = _compare_pairs(
+        (t, data.acc.get((t, multi)), data.acc.get((t, single))) for t in data.transforms
+    )
     if not comps:
         raise _NotRun(f"the zero-shot run has no {multi} and {single} under the same transform")
     evidence = f"top-1 % {multi} vs {single}, " + "; ".join(parts) + f" ({_seeds(measures)}, paired by seed)"

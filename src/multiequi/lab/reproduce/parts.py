@@ -14,6 +14,10 @@ __all__ = ["PARTS", "PRESETS", "Part", "select_parts"]
 PRESETS = ("quick", "medium", "paper")
 
 
+def _out_option(folder: Path) -> list[str]:
+    return ["--out", str(folder)]
+
+
 @dataclass(frozen=True)
 class Part:
     """One experiment (or the benchmarks) of a reproduction.
@@ -32,7 +36,8 @@ class Part:
         ``options(preset)``: the ``multiequi`` arguments of the part at that preset (without the
         output folder and the thread count).
     folder_options : callable
-        ``folder_options(folder)``: the arguments that send every output into ``folder``.
+        ``folder_options(folder)``: the arguments that send every output into ``folder``
+        (default ``--out folder``).
     """
 
     name: str
@@ -40,7 +45,7 @@ class Part:
     page: str
     reports: tuple[str, ...]
     options: Callable[[str], list[str]]
-    folder_options: Callable[[Path], list[str]]
+    folder_options: Callable[[Path], list[str]] = _out_option
 
     def command(self, preset: str, folder: str | Path, threads: int | None = None, progress: bool = True) -> list[str]:
         """The ``multiequi`` arguments that run this part at ``preset`` into ``folder`` (with
@@ -92,7 +97,6 @@ PARTS: dict[str, Part] = {
             page="docs/multi_image.md",
             reports=("table.md", "drop.md"),
             options=_multi_image,
-            folder_options=lambda d: ["--out", str(d)],
         ),
         Part(
             name="fairness",
@@ -100,7 +104,6 @@ PARTS: dict[str, Part] = {
             page="docs/fairness.md",
             reports=("report.md",),
             options=lambda preset: ["fairness", "--preset", preset],
-            folder_options=lambda d: ["--out", str(d)],
         ),
         Part(
             name="zeroshot",
@@ -108,7 +111,6 @@ PARTS: dict[str, Part] = {
             page="docs/zeroshot.md",
             reports=("report.md",),
             options=lambda preset: ["zeroshot", "--preset", preset],
-            folder_options=lambda d: ["--out", str(d)],
         ),
         Part(
             name="bench",
@@ -116,7 +118,6 @@ PARTS: dict[str, Part] = {
             page="docs/benchmarks.md",
             reports=("report.md",),
             options=_bench,
-            folder_options=lambda d: ["--out", str(d)],
         ),
     )
 }
