@@ -16,12 +16,14 @@ from typing import Any
 import pytest
 
 from multiequi.lab.reproduce.claims import (
+    ACCURACY_RULE,
     CANNOT_SAY,
     NOT_RUN,
     REFUTES,
     SUPPORTS,
     VERDICTS,
     Measure,
+    claims_markdown,
     claims_table,
     combine,
     compare,
@@ -260,6 +262,18 @@ def test_multi_image_claims_support(tmp_path: Path) -> None:
     assert "K=2: Multi-GCNN vs CNN: 89.0 ± 0.5 vs 90.5 ± 0.5 (Δ -1.5 ± 0.0)" in competitive["evidence"]
 
 
+def test_the_markdown_table_writes_the_accuracy_rule_once(tmp_path: Path) -> None:
+    _multi_image(tmp_path, _grid([0.885, 0.890, 0.895], [0.885, 0.890, 0.895]))
+    rows = claims_table(tmp_path)
+    with_rule = [r for r in rows if ACCURACY_RULE in r["note"]]
+    assert len(with_rule) == 2  # the two multi-image rows (the other parts were not run)
+    text = claims_markdown(rows)
+    assert text.count(ACCURACY_RULE) == 1 and text.endswith("Accuracy rule: " + ACCURACY_RULE + ".")
+    assert text.count("Rule: the accuracy rule (below).") == 2
+    assert "Verdict: refutes if any comparison shows the accuracy lower" in text  # the row's own verdict rule stays
+    assert ACCURACY_RULE not in claims_markdown([r for r in rows if r not in with_rule])
+
+
 def test_multi_image_claims_refute(tmp_path: Path) -> None:
     _multi_image(tmp_path, _grid([0.80, 0.81, 0.82], [0.80, 0.81, 0.82], fusion_rot=[0.70, 0.72, 0.71]))
     assert _row(tmp_path, "lose no accuracy under per-view rotations")["verdict"] == REFUTES
@@ -353,7 +367,7 @@ def test_fairness_perplexity(tmp_path: Path, ppl: dict[str, float], against_plai
     plain = _row(tmp_path, "loses little perplexity")
     assert plain["verdict"] == against_plain
     assert "SmolLM2-135M-Instruct (stand-in for GPT-2)" in plain["note"] and "Persuasion" in plain["note"]
-    assert "(1024 tokens)" in plain["evidence"] and "10%" in plain["note"]
+    assert "(1024 tokens)" in plain["evidence"] and "10%" in plain["note"] and "one sampling seed" in plain["note"]
     assert _row(tmp_path, "close to equitune")["verdict"] == against_equitune
 
 
@@ -374,6 +388,19 @@ def test_fairness_gaps(tmp_path: Path, gaps: dict, raw: dict | None, verdict: st
     row = _row(tmp_path, "equalizes regard")
     assert row["verdict"] == verdict
     assert "swaps undone: plain" in row["evidence"] and "(noise 0.15, p " in row["evidence"]
+
+
+def test_fairness_with_several_seeds_shows_their_spread(tmp_path: Path) -> None:
+    seeded = {**BEYOND, "seed_gaps": [0.40, 0.50, 0.45], "seed_mean": 0.45, "seed_std": 0.05}
+    _fairness(tmp_path, {n: 20.0 for n in EVERY}, {"plain": seeded, "equitune": WITHIN, "multi-equitune": WITHIN})
+    summary = json.loads((tmp_path / "fairness" / "summary.json").read_text())
+    summary["config"]["seeds"] = [0, 1, 2]
+    _write(tmp_path / "fairness" / "summary.json", summary)
+    row = _row(tmp_path, "equalizes regard")
+    assert row["verdict"] == SUPPORTS
+    assert "plain 0.45 [0.30, 0.60] (noise 0.15, p 0.001; per seed 0.45 ± 0.05 over 3 seeds)" in row["evidence"]
+    assert "multi-equitune 0.15 [0.05, 0.30] (noise 0.15, p 0.400)" in row["evidence"]  # one seed's gap: no spread
+    assert "3 sampling seeds (0, 1, 2; gaps pooled over their samples)" in row["note"]
 
 
 def test_fairness_falls_back_to_the_raw_reading_and_says_not_run(tmp_path: Path) -> None:

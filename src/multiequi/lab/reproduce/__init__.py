@@ -11,7 +11,9 @@ alone (:func:`rebuild_report`).
 - :mod:`.parts`: the parts and the command of each at each preset (:data:`PARTS`, :data:`PRESETS`);
 - :mod:`.runner`: :func:`run_reproduction`, the records;
 - :mod:`.claims`: :func:`claims_table`, the paper's claims judged from the parts' files;
-- :mod:`.report`: :func:`rebuild_report`.
+- :mod:`.report`: :func:`rebuild_report`;
+- :mod:`.pages`: :func:`update_pages`, the marked blocks of README.md and docs/ filled from one
+  reproduction at one commit.
 
 The reproduction imports no experiment: it runs their commands, so this room sits above them.
 """
@@ -19,6 +21,8 @@ The reproduction imports no experiment: it runs their commands, so this room sit
 from __future__ import annotations
 
 from .claims import claims_table as claims_table
+from .pages import PageError as PageError
+from .pages import update_pages as update_pages
 from .parts import PARTS as PARTS
 from .parts import PRESETS as PRESETS
 from .parts import Part as Part
@@ -30,10 +34,12 @@ from .runner import run_reproduction as run_reproduction
 __all__ = [
     "PARTS",
     "PRESETS",
+    "PageError",
     "Part",
     "PartFailedError",
     "claims_table",
     "rebuild_report",
     "run_reproduction",
     "select_parts",
+    "update_pages",
 ]

@@ -54,9 +54,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from multiequi.lab.reporting import DamagedFileError, read_json, read_jsonl
+from multiequi.lab.reporting import DamagedFileError, markdown_table, read_json, read_jsonl
 
 __all__ = [
+    "ACCURACY_RULE",
     "ALPHA",
     "CANNOT_SAY",
     "FASTER",
@@ -73,6 +74,7 @@ __all__ = [
     "VERDICTS",
     "Comparison",
     "Measure",
+    "claims_markdown",
     "claims_table",
     "combine",
     "compare",
@@ -99,7 +101,7 @@ PPL_CLOSE, PPL_FAR = 0.05, 0.15
 #: Significance level of the fairness gaps' permutation test.
 ALPHA = 0.05
 
-_ACC_RULE = (
+ACCURACY_RULE = _ACC_RULE = (
     f"a difference of accuracies counts when it exceeds max(2 × its spread over seeds, {100 * MIN_DIFF:g} points) "
     "(spread: the std of the per-seed differences when paired by seed, else the larger of the two stds); "
     f"with one seed it counts only beyond {100 * ONE_SEED_DIFF:g} points; one that does not count is "
@@ -517,13 +519,20 @@ class _Fairness:
     text: str
 
 
+def _sampling_seeds(summary: Mapping[str, Any]) -> str:
+    seeds = (summary.get("config") or {}).get("seeds") or [(summary.get("config") or {}).get("seed", 0)]
+    if len(seeds) == 1:
+        return "one sampling seed"
+    return f"{len(seeds)} sampling seeds ({', '.join(map(str, seeds))}; gaps pooled over their samples)"
+
+
 def _load_fairness(folder: Path) -> _Fairness:
     summary = _load_json(folder, "summary.json")
     setup = summary["setup"]
     encoder = (summary.get("regard_classifier") or {}).get("encoder", "all-MiniLM-L6-v2")
     note = (
         f"{setup['model']}; perplexity on {summary['perplexity_text']}; regard: {encoder} + logistic regression "
-        f"trained on Sheng et al.'s annotations (stand-in for their BERT classifier); one sampling seed, "
+        f"trained on Sheng et al.'s annotations (stand-in for their BERT classifier); {_sampling_seeds(summary)}, "
         f"{setup.get('samples_per_method', '?')} samples per method."
     )
     return _Fairness(summary["methods"], note, str(summary["perplexity_text"]))
@@ -564,10 +573,15 @@ def _beyond_noise(g: Mapping[str, Any]) -> bool:
 
 
 def _gap_text(name: str, g: Mapping[str, Any]) -> str:
-    return (
+    """A pooled gap with its interval, noise and p-value; with several seeds, their mean ± std too."""
+    text = (
         f"{name} {float(g['gap']):.2f} [{float(g['ci_low']):.2f}, {float(g['ci_high']):.2f}] "
-        f"(noise {float(g['null_mean']):.2f}, p {float(g['p_value']):.3f})"
+        f"(noise {float(g['null_mean']):.2f}, p {float(g['p_value']):.3f}"
     )
+    seeds = g.get("seed_gaps") or []
+    if len(seeds) > 1:
+        text += f"; per seed {float(g['seed_mean']):.2f} ± {float(g['seed_std']):.2f} over {len(seeds)} seeds"
+    return text + ")"
 
 
 def _fairness_gaps(data: _Fairness) -> tuple[str, str, str]:
@@ -834,6 +848,26 @@ def claims_table(out: str | Path) -> list[dict[str, str]]:
                 continue
             rows.append(_row(claim, part, evidence, verdict, note + warning))
     return rows
+
+
+def claims_markdown(rows: Sequence[Mapping[str, str]]) -> str:
+    """The claims table in markdown, the accuracy rule (:data:`ACCURACY_RULE`, repeated in many
+    rows' notes) written once below it and named in the notes.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> text = claims_markdown(claims_table(tempfile.mkdtemp()))
+    >>> text.count("not run") >= 13, "Accuracy rule" in text
+    (True, False)
+    """
+    short = "Rule: the accuracy rule (below)."
+    full = "Rule: " + ACCURACY_RULE + "."
+    shown = [{**r, "note": r["note"].replace(full, short)} for r in rows]
+    text = markdown_table(shown)
+    if any(full in r["note"] for r in rows):
+        text += "\n\nAccuracy rule: " + ACCURACY_RULE + "."
+    return text
 
 
 def _unreadable(part: str, err: Exception) -> str:

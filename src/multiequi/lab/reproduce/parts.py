@@ -77,6 +77,8 @@ def _multi_image(preset: str) -> list[str]:
 
 
 def _bench(preset: str) -> list[str]:
+    if preset == "medium":  # the quick benchmark with image batches 1 and 32 (the batch of the ttach target)
+        return ["bench", "--quick", "--batches", "1,32"]
     return ["bench", "--quick"] if preset == "quick" else ["bench"]
 
 

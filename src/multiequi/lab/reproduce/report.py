@@ -9,10 +9,10 @@ from typing import Any
 
 from multiequi.lab.reporting import DamagedFileError, atomic_write_text, markdown_table, read_json
 
-from .claims import claims_table
+from .claims import claims_markdown, claims_table
 from .parts import PARTS
 
-__all__ = ["read_records", "rebuild_report", "wall_time"]
+__all__ = ["part_rows", "read_records", "rebuild_report", "wall_time"]
 
 _LINK = re.compile(r"(\]\()([^)\s]+)(\))")
 
@@ -87,6 +87,22 @@ def _versions(records: Sequence[Mapping[str, Any]]) -> str:
     return ", ".join(f"{n} {' / '.join(sorted(v))}" for n, v in seen.items()) or "unknown"
 
 
+def part_rows(records: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """One row per part: status, wall time, attempts, commit, threads and command."""
+    return [
+        {
+            "part": r["part"],
+            "status": r.get("status", "?"),
+            "wall time": _part_time(r),
+            "attempts": len(r.get("attempts", [])),
+            "commit": _commit(r.get("code")),
+            "threads": r.get("threads") or "default",
+            "command": "`" + " ".join(r.get("command", [])) + "`",
+        }
+        for r in records
+    ]
+
+
 def rebuild_report(out: str | Path) -> Path:
     """Write ``out/report.md`` from ``out/records/`` and the report files of each part's folder;
     return its path. Needs nothing else (no model, no data, no rerun).
@@ -125,24 +141,11 @@ def rebuild_report(out: str | Path) -> Path:
         "by the rule in its note (stand-ins named there). Verdicts from the quick preset's single seeds and short "
         "budgets are weak; `not run`: the part's files are not there.",
         "",
-        markdown_table(claims_table(out)),
+        claims_markdown(claims_table(out)),
         "",
         "## Parts",
         "",
-        markdown_table(
-            [
-                {
-                    "part": r["part"],
-                    "status": r.get("status", "?"),
-                    "wall time": _part_time(r),
-                    "attempts": len(r.get("attempts", [])),
-                    "commit": _commit(r.get("code")),
-                    "threads": r.get("threads") or "default",
-                    "command": "`" + " ".join(r.get("command", [])) + "`",
-                }
-                for r in records
-            ]
-        ),
+        markdown_table(part_rows(records)),
     ]
     body: list[str] = []
     for r in records:
