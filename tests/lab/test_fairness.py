@@ -1,12 +1,15 @@
 """The fairness experiment's own parts: the prompt set and the product of demographics, the word-swap
 factors acting on the prompts, the gap and its bootstrap on known distributions, seeded generation
-split into units (resumable, independent of the batch and of the number of processes)."""
+split into units (resumable, independent of the batch and of the number of processes), several
+sampling seeds (each seed's samples those of a run with it alone, a folder taking more seeds, the
+seeds' mean and std, ``--seeds`` and its one-line errors)."""
 
 from __future__ import annotations
 
 import itertools
 import json
 import os
+import statistics
 import subprocess
 import sys
 from pathlib import Path
@@ -22,9 +25,11 @@ from multiequi.lab.experiments.fairness.metrics import (
     fairness_gap,
     gap_report,
     null_gap,
+    seed_spread,
     tv_distance,
+    with_seed_spread,
 )
-from multiequi.lab.experiments.fairness.presets import PRESETS, FairnessConfig
+from multiequi.lab.experiments.fairness.presets import PRESETS, FairnessConfig, describe_presets, parse_seeds
 from multiequi.lab.experiments.fairness.prompts import (
     CONTEXTS,
     build_factors,
@@ -161,11 +166,79 @@ def test_the_bootstrap_interval_covers_the_true_gap_at_about_its_level() -> None
     assert far["gap"] == 1.0 and far["p_value"] < 0.01 and far["ci_low"] == 1.0
 
 
+def test_the_seeds_mean_and_std_are_those_of_the_per_seed_gaps() -> None:
+    """``with_seed_spread`` against an explicit loop with ``statistics.mean`` / ``stdev`` (ddof 1);
+    one seed has no std (None), and the pooled report's own fields are kept."""
+    rng = np.random.default_rng(3)
+    per_seed, pooled_groups = [], {"a": [], "b": [], "c": []}
+    for seed in range(3):
+        groups = {name: rng.integers(0, 3, size=12).tolist() for name in ("a", "b", "c")}
+        per_seed.append({"intersectional": gap_report(groups, n_boot=200, seed=seed)})
+        for name, labels in groups.items():
+            pooled_groups[name] += labels
+    pooled = {"intersectional": gap_report(pooled_groups, n_boot=200, seed=0)}
+    got = with_seed_spread(pooled, per_seed)["intersectional"]
+    gaps = []
+    for report in per_seed:
+        gaps.append(report["intersectional"]["gap"])
+    assert got["seed_gaps"] == gaps
+    assert got["seed_mean"] == pytest.approx(statistics.mean(gaps), abs=1e-12)
+    assert got["seed_std"] == pytest.approx(statistics.stdev(gaps), abs=1e-12)
+    nulls = [report["intersectional"]["null_mean"] for report in per_seed]
+    assert got["seed_null_mean"] == pytest.approx(statistics.mean(nulls), abs=1e-12)
+    assert {k: got[k] for k in pooled["intersectional"]} == pooled["intersectional"]
+    assert len(set(gaps)) > 1 and got["seed_std"] > 0
+    one = with_seed_spread(pooled, per_seed[:1])["intersectional"]
+    assert one["seed_gaps"] == gaps[:1] and one["seed_mean"] == gaps[0] and one["seed_std"] is None
+    assert seed_spread([0.5]) == (0.5, None)
+    with pytest.raises(ValueError, match="at least one seed"):
+        seed_spread([])
+
+
 # ------------------------------------------------------------------------------------------ presets
 def test_presets_differ_where_they_should_and_name_the_paper_budget() -> None:
     assert PRESETS["paper"].samples_per_prompt * len(CONTEXTS["respect"]) == 500  # the paper's 500 per prompt set
     assert PRESETS["quick"].generation_key() != PRESETS["paper"].generation_key()
     assert FairnessConfig().with_options(seed=None, race="black-white-asian").race == "black-white-asian"
+    assert PRESETS["quick"].seeds == (0,)
+    assert PRESETS["medium"].seeds == PRESETS["paper"].seeds == (0, 1, 2)
+    assert "seeds 0,1,2" in describe_presets() and "seed 0;" in describe_presets()
+
+
+def test_seeds_are_distinct_non_negative_integers_and_seed_is_the_one_seed_form() -> None:
+    assert FairnessConfig(seeds=[2, 0]).seeds == (2, 0)  # a list is stored as a tuple, order kept
+    assert FairnessConfig().with_options(seed=3).seeds == (3,)
+    assert FairnessConfig().with_options(seeds=(1, 2), seed=None).seeds == (1, 2)
+    assert "seeds" not in FairnessConfig().generation_key()  # a folder takes more seeds
+    assert FairnessConfig(seeds=(0,)).generation_key() == FairnessConfig(seeds=(4, 5)).generation_key()
+    assert parse_seeds("0,1,2") == (0, 1, 2) and parse_seeds(" 7 ") == (7,)
+    for bad, why in [((), "got none"), ((0, 0), "seed 0 twice"), ((-1,), "negative"), ((1.5,), "1.5")]:
+        with pytest.raises(ValueError, match=f"^seeds: expected a non-empty list of distinct integers >= 0.*{why}"):
+            FairnessConfig(seeds=bad)
+    for bad in ("", "0,,1", "a", "1,1", "-2"):
+        with pytest.raises(ValueError, match="expected a non-empty list of distinct integers >= 0"):
+            parse_seeds(bad)
+
+
+@pytest.mark.parametrize(
+    ("options", "words"),
+    [
+        (["--seeds", "0,1,1"], ["--seeds", "distinct integers >= 0", "seed 1 twice"]),
+        (["--seeds", "0,x"], ["--seeds", "distinct integers >= 0", "'x' is not an integer"]),
+        (["--seeds", ""], ["--seeds", "got none"]),
+        (["--seeds", "1,-3"], ["--seeds", "negative seed -3"]),
+        (["--seeds", "0,1", "--seed", "2"], ["--seed and --seeds are exclusive"]),
+    ],
+)
+def test_bad_seeds_are_one_line_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str], options, words) -> None:
+    from multiequi.cli import main
+
+    assert main(["fairness", *options, "--out", str(tmp_path / "run"), "--no-progress"]) == 2
+    captured = capsys.readouterr()
+    err = captured.err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("multiequi fairness: "), err
+    assert all(w in err[0] for w in words), err[0]
+    assert not (tmp_path / "run").exists()  # refused before anything was made
 
 
 # ------------------------------------------------------------------------------------------ generation
@@ -251,6 +324,68 @@ def test_generation_resumes_unit_by_unit_and_refuses_nothing_it_made(tmp_path: P
     (out / "unit-00001.json").write_text("{broken")  # a damaged unit is made again
     assert generate_samples(fn, prompts, units, tok, out, show_progress=False) == 1
     assert read_samples(out, units)[0] == samples  # remade identically (per-sample seeds)
+
+
+def test_each_seed_has_the_samples_of_a_run_with_it_alone_and_a_folder_takes_more_seeds(
+    tmp_path: Path, gpt2_tokenizer
+) -> None:
+    """Seeds 0, 1, 2 in one folder: each seed's samples differ from the others' and equal a run with
+    that seed alone (seed ``s`` hashed into every sample's seed). A folder with seed 0 run again with
+    seeds 0 and 1 generates seed 1 only: every call of the model is one whole unit of seed 1 (the
+    batches are the units, as with one seed) and seed 0's files are not rewritten."""
+    pytest.importorskip("accelerate")
+    from transformers import GPT2LMHeadModel
+
+    from multiequi.lab.experiments.fairness.generation import (
+        generate_seeds,
+        make_generator,
+        plan_units,
+        read_samples,
+        samples_folder,
+    )
+
+    tok = gpt2_tokenizer
+    model = GPT2LMHeadModel.from_pretrained(_tiny_gpt2(tmp_path / "m", len(tok))).eval()
+    factors, _ = build_factors(tok, len(tok), "black-white-asian")
+    prompts = make_prompts("black-white-asian", ("respect",))[:12]
+    units = plan_units(prompts, tok, samples_per_prompt=2, rows_per_unit=5)
+    fn, _ = make_generator("multi-equitune", model, factors=factors, max_new_tokens=5, pad_token_id=0)
+    calls: list[tuple[int, ...]] = []
+
+    def counted(ids: torch.Tensor, seeds: torch.Tensor) -> torch.Tensor:
+        calls.append(tuple(seeds.tolist()))
+        return fn(ids, seeds)
+
+    def samples(out: Path, seed: int) -> list[tuple]:
+        found, _ = read_samples(samples_folder(out, "multi-equitune", seed), units)
+        return [(s["prompt"], s["sample"], s["seed"], s["tokens"]) for s in found]
+
+    three, alone = tmp_path / "three", tmp_path / "alone"
+    assert generate_seeds(counted, prompts, units, tok, three, "multi-equitune", (0, 1, 2), show_progress=False) == {
+        0: len(units),
+        1: len(units),
+        2: len(units),
+    }
+    by_seed = {seed: samples(three, seed) for seed in (0, 1, 2)}
+    for seed, rows in by_seed.items():
+        assert [r[2] for r in rows] == [sample_seed(prompts[p].text, i, seed) for p, i, _, _ in rows]
+        generate_seeds(fn, prompts, units, tok, alone / str(seed), "multi-equitune", (seed,), show_progress=False)
+        assert samples(alone / str(seed), seed) == rows  # seed s of three seeds == a run with seed s alone
+    for a, b in itertools.combinations((0, 1, 2), 2):  # the seeds draw different samples
+        differ = sum(x[3] != y[3] for x, y in zip(by_seed[a], by_seed[b], strict=True))
+        assert differ > len(by_seed[a]) // 2, (a, b, differ)
+
+    resumed = tmp_path / "resumed"
+    generate_seeds(fn, prompts, units, tok, resumed, "multi-equitune", (0,), show_progress=False)
+    stamps = {p: p.stat().st_mtime_ns for p in resumed.rglob("unit-*.json")}
+    assert len(stamps) == len(units)
+    calls.clear()
+    made = generate_seeds(counted, prompts, units, tok, resumed, "multi-equitune", (0, 1), show_progress=False)
+    assert made == {0: 0, 1: len(units)}
+    assert sorted(calls) == sorted(tuple(sample_seed(prompts[p].text, i, 1) for p, i in u.rows) for u in units)
+    assert {p: p.stat().st_mtime_ns for p in resumed.rglob("unit-*.json") if p in stamps} == stamps
+    assert {p.parent.name for p in resumed.rglob("unit-*.json") if p not in stamps} == {"seed-1"}
+    assert samples(resumed, 0) == by_seed[0] and samples(resumed, 1) == by_seed[1]
 
 
 def _generation_setup(tmp_path: Path, tok, *folders: str) -> tuple[Path, Path, list[Path], list]:

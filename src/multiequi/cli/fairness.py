@@ -9,7 +9,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from multiequi.lab.experiments.fairness.presets import METHODS, PRESETS, describe_presets
+from multiequi.lab.experiments.fairness.presets import METHODS, PRESETS, describe_presets, parse_seeds
 
 from ._argtypes import add_action_argument, add_process_options, int_arg, start_experiment
 
@@ -19,7 +19,9 @@ DESCRIPTION = (
     "Intersectional fairness in text generation (Design 2 on a pretrained LM; protocol of Sheng et al. 2019). "
     "Prompts 'The <demographic> <context>' for single attributes ('The woman', 'The Black person', 'The gay "
     "person') and their product ('The gay Black woman'), five respect and five occupation contexts; seeded top-k "
-    "40 sampling of 15 new tokens, each sample's seed a hash of its prompt and index. Word-swap factors: gender "
+    "40 sampling of 15 new tokens, each sample's seed a hash of its prompt, its index and the sampling seed "
+    "(--seeds 0,1,2: every sample drawn once per seed, gaps reported as mean ± std over seeds beside the gap of "
+    "all seeds' samples pooled). Word-swap factors: gender "
     "(man/woman, he/she, his/her, ...), race (Black/White, or the 3-cycle Black/White/Asian), orientation "
     "(gay/straight). Methods: plain, equitune over the product (Π|G_i| copies), multi-equitune (Σ|G_i|), "
     "multi-equizero, the relaxed variant. Metrics: regard (all-MiniLM-L6-v2 + logistic regression trained on "
@@ -27,7 +29,8 @@ DESCRIPTION = (
     "(largest total-variation distance between demographics, bootstrap CI, the gap of noise alone), perplexity "
     "on Jane Austen (stand-in for WikiText), CrowS-Pairs on covered and other pairs, the GPT-2 reference "
     "samples. Default model: SmolLM2-135M-Instruct, a stand-in for GPT-2 (no GPT-2 weights ship offline). "
-    "Resumable: rerun the same command. Under 'accelerate launch --num_processes N' the processes share the "
+    "Resumable: rerun the same command; rerun with more --seeds to add seeds (only the new ones are "
+    "generated). Under 'accelerate launch --num_processes N' the processes share the "
     "generation (same samples as one process).\n\nPresets:\n" + describe_presets()
 )
 
@@ -89,7 +92,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         default=None,
         help="tokens of Austen's Persuasion for the perplexity check (default: the preset's)",
     )
-    p.add_argument("--seed", type=int_arg(0), default=None, help="base seed of the samples (default 0)")
+    p.add_argument(
+        "--seeds",
+        metavar="LIST",
+        default=None,
+        help="comma-separated sampling seeds, e.g. 0,1,2 (default: the preset's); each seed's samples are kept "
+        "apart, so a folder run with 0 takes 0,1,2 later and generates only 1 and 2",
+    )
+    p.add_argument(
+        "--seed", type=int_arg(0), default=None, metavar="N", help="one sampling seed: the same as --seeds N"
+    )
     p.add_argument(
         "--regard-data",
         metavar="DIR",
@@ -108,6 +120,14 @@ def run(args: argparse.Namespace) -> int:
     from multiequi.lab.experiments.fairness.pipeline import run_fairness
     from multiequi.lab.experiments.fairness.report import rebuild_report
 
+    if args.seed is not None and args.seeds is not None:
+        raise ValueError("--seed and --seeds are exclusive: give one (--seed N is --seeds N)")
+    try:
+        seeds = None if args.seeds is None else parse_seeds(args.seeds)
+    except ValueError as err:
+        raise ValueError(f"--seeds: {err}") from None
+    if seeds is None and args.seed is not None:
+        seeds = (args.seed,)
     out = start_experiment(args, "fairness", rebuild_report)
     if out is None:
         return 0
@@ -120,7 +140,7 @@ def run(args: argparse.Namespace) -> int:
         kinds=kinds,
         samples_per_prompt=args.samples,
         methods=tuple(args.methods) if args.methods else None,
-        seed=args.seed,
+        seeds=seeds,
         regard_data=args.regard_data,
         crows_covered=args.crows_pairs,
         crows_other=args.crows_pairs,

@@ -8,6 +8,11 @@ tokens from its own seed (:func:`multiequi.hf.seeded_sample`), so one process an
 samples. Each finished unit is one JSON file, written atomically: a run killed and started again
 (with any number of processes) does only the units that have no file
 (:mod:`multiequi.lab.training.units`).
+
+A run with several sampling seeds generates the same units once per seed, each seed into its own
+folder ``samples/<method>/seed-<s>/`` (:func:`samples_folder`, :func:`generate_seeds`): the
+samples of seed ``s`` are those of a run with seed ``s`` alone, and a folder that has some seeds
+generates only the others.
 """
 
 from __future__ import annotations
@@ -25,7 +30,17 @@ from multiequi.lab.training.units import process_state, read_units, run_units
 
 from .prompts import Prompt, sample_seed
 
-__all__ = ["Unit", "generate_samples", "make_generator", "make_model", "plan_units", "process_state", "read_samples"]
+__all__ = [
+    "Unit",
+    "generate_samples",
+    "generate_seeds",
+    "make_generator",
+    "make_model",
+    "plan_units",
+    "process_state",
+    "read_samples",
+    "samples_folder",
+]
 
 #: Generates continuations: ``fn(input_ids (B, L), seeds (B,)) -> sequences (B, L + new)``.
 GenerateFn = Callable[[Tensor, Tensor], Tensor]
@@ -184,6 +199,48 @@ def generate_samples(
         unit_name="batch",
         show_progress=show_progress,
     )
+
+
+def samples_folder(out: str | Path, method: str, seed: int) -> Path:
+    """The folder of one method's samples under one sampling seed: ``out/samples/<method>/seed-<seed>``.
+
+    Examples
+    --------
+    >>> samples_folder("run", "plain", 2).as_posix()
+    'run/samples/plain/seed-2'
+    """
+    return Path(out) / "samples" / method / f"seed-{seed}"
+
+
+def generate_seeds(
+    generate: GenerateFn,
+    prompts: Sequence[Prompt],
+    units: Sequence[Unit],
+    tokenizer: Any,
+    out: str | Path,
+    method: str,
+    seeds: Sequence[int],
+    *,
+    desc: str = "generating",
+    show_progress: bool = True,
+) -> dict[int, int]:
+    """Generate one method's samples under every seed of ``seeds``, each seed's units into
+    :func:`samples_folder` (:func:`generate_samples` with ``base_seed=seed``: the same batched
+    units as one seed, split across processes the same way). Returns the units this process made
+    per seed (0 for a seed whose samples were all there)."""
+    return {
+        seed: generate_samples(
+            generate,
+            prompts,
+            units,
+            tokenizer,
+            samples_folder(out, method, seed),
+            base_seed=seed,
+            desc=f"{desc}, seed {seed}",
+            show_progress=show_progress,
+        )
+        for seed in seeds
+    }
 
 
 def read_samples(folder: str | Path, units: Sequence[Unit]) -> tuple[list[dict[str, Any]], float]:

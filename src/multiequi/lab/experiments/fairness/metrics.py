@@ -6,6 +6,9 @@ label distributions (regard or sentiment: negative / neutral / positive). An emp
 positive even when the true distributions are equal, and more so with few samples: the *null gap*
 (the mean gap after the labels are shuffled across the demographics, keeping each one's sample
 count) says how large a gap noise alone makes, so a method's gap can be read against it.
+
+A run with several sampling seeds has one gap per seed and the gap of all seeds' samples pooled;
+:func:`with_seed_spread` puts the seeds' gaps, their mean and sample std beside each pooled report.
 """
 
 from __future__ import annotations
@@ -15,7 +18,16 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["bootstrap_gap", "distribution", "fairness_gap", "gap_report", "null_gap", "tv_distance"]
+__all__ = [
+    "bootstrap_gap",
+    "distribution",
+    "fairness_gap",
+    "gap_report",
+    "null_gap",
+    "seed_spread",
+    "tv_distance",
+    "with_seed_spread",
+]
 
 
 def distribution(labels: Sequence[int] | np.ndarray, n_classes: int = 3) -> np.ndarray:
@@ -155,3 +167,55 @@ def gap_report(
         "n": {name: len(groups[name]) for name in groups},
         "distributions": {name: distribution(groups[name], n_classes).tolist() for name in groups},
     }
+
+
+def seed_spread(values: Sequence[float]) -> tuple[float, float | None]:
+    """The mean of per-seed values and their sample standard deviation (``ddof=1``); the std is
+    ``None`` for one seed (a spread needs two seeds; ``None``, not 0.0, so that one seed is never
+    read as a spread of zero).
+
+    Examples
+    --------
+    >>> [round(v, 6) for v in seed_spread([0.2, 0.4, 0.6])]
+    [0.4, 0.2]
+    >>> seed_spread([0.3])
+    (0.3, None)
+    """
+    a = np.asarray(values, dtype=np.float64)
+    if a.size == 0:
+        raise ValueError("no values: a mean over seeds needs at least one seed")
+    return float(a.mean()), (float(a.std(ddof=1)) if a.size > 1 else None)
+
+
+def with_seed_spread(pooled: Mapping[str, Any], per_seed: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """The gap reports of ``pooled`` (``{"gender": report, ..., "intersectional": report}`` of all
+    seeds' samples pooled), each with the seeds' gaps beside it, in the order of ``per_seed`` (the
+    same reports, one mapping per seed):
+
+    - ``seed_gaps``: the gap of each seed;
+    - ``seed_mean``, ``seed_std``: their mean and sample std (``ddof=1``; ``None`` for one seed,
+      :func:`seed_spread`);
+    - ``seed_null_mean``: the mean of the seeds' noise gaps (``null_mean``), the level one seed's
+      gap is to be read against (the pooled ``null_mean`` is lower: it has every seed's samples).
+
+    Examples
+    --------
+    >>> pooled = {"race": {"gap": 0.25, "null_mean": 0.1}}
+    >>> seeds = [{"race": {"gap": 0.2, "null_mean": 0.2}}, {"race": {"gap": 0.4, "null_mean": 0.3}}]
+    >>> r = with_seed_spread(pooled, seeds)["race"]
+    >>> r["seed_gaps"], round(r["seed_mean"], 6), round(r["seed_std"], 4), r["seed_null_mean"]
+    ([0.2, 0.4], 0.3, 0.1414, 0.25)
+    """
+    out: dict[str, Any] = {}
+    for key, report in pooled.items():
+        reports = [seed[key] for seed in per_seed if key in seed]
+        gaps = [float(r["gap"]) for r in reports]
+        mean, std = seed_spread(gaps)
+        out[key] = {
+            **report,
+            "seed_gaps": gaps,
+            "seed_mean": mean,
+            "seed_std": std,
+            "seed_null_mean": seed_spread([float(r["null_mean"]) for r in reports])[0],
+        }
+    return out

@@ -1,5 +1,12 @@
 """The fairness report, rebuilt from ``summary.json`` alone: tables (markdown, CSV, JSON), a
-stacked-bar PNG of regard per demographic and method, and the fairness gap against cost."""
+stacked-bar PNG of regard per demographic and method, and the fairness gap against cost.
+
+With one sampling seed the tables show each gap of the run's samples with its bootstrap interval,
+noise gap and permutation p-value, and the figure draws the bootstrap interval. With several seeds
+they show each gap as the mean ± sample std of the seeds' gaps (and the number of seeds) beside the
+gap of all seeds' samples pooled with its bootstrap interval, noise gap and p-value; the figure
+draws the seeds' mean ± std. A summary written before seeds were a list (``config.seed``) reads as
+one seed."""
 
 from __future__ import annotations
 
@@ -11,7 +18,7 @@ from multiequi.lab.reporting import atomic_write_text, markdown_table, read_json
 
 from .regard import LABELS
 
-__all__ = ["main_rows", "write_report"]
+__all__ = ["gap_rows", "main_rows", "rebuild_report", "seed_rows", "seeds_of", "write_report"]
 
 _COLUMNS = [
     "method",
@@ -35,6 +42,57 @@ _COLUMNS = [
 ]
 
 
+#: The main table's columns with several seeds: per-seed gaps as mean ± std, pooled gaps beside them.
+_SEED_COLUMNS = [
+    "method",
+    "copies",
+    "s/sample",
+    "seeds",
+    "regard gap (inter.), mean ± std",
+    "noise, one seed",
+    "pooled gap",
+    "95% CI",
+    "noise gap",
+    "p",
+    "swaps undone, mean ± std",
+    "pooled",
+    "p ",
+    "gender",
+    "race",
+    "orientation",
+    "sentiment gap (inter.)",
+    "perplexity",
+    "Δ ppl",
+    "CrowS covered",
+    "CrowS other",
+    "model",
+]
+
+
+def seeds_of(summary: dict[str, Any]) -> list[int]:
+    """The run's sampling seeds (``config.seeds``; ``[config.seed]`` in a summary of the one-seed
+    version).
+
+    Examples
+    --------
+    >>> seeds_of({"config": {"seeds": [0, 1, 2]}}), seeds_of({"config": {"seed": 4}})
+    ([0, 1, 2], [4])
+    """
+    config = summary.get("config", {})
+    return [int(s) for s in (config.get("seeds") or [config.get("seed", 0)])]
+
+
+def _seed_words(seeds: list[int]) -> str:
+    return f"seed{'s' if len(seeds) > 1 else ''} {', '.join(map(str, seeds))}"
+
+
+def _spread(g: dict[str, Any] | None) -> str:
+    """The seeds' gaps of a pooled report as ``mean ± std`` (empty without several seeds)."""
+    if not g or g.get("seed_std") is None:
+        return ""
+    return f"{g['seed_mean']:.2f} ± {g['seed_std']:.2f}"
+
+
 def _ci(g: dict[str, Any] | None) -> str:
     return "" if not g else f"[{g['ci_low']:.2f}, {g['ci_high']:.2f}]"
 
@@ -52,8 +110,15 @@ def _crows(c: dict[str, Any] | None, part: str) -> str:
     return f"{p['score']:.1f} [{low:.0f}, {high:.0f}] (n={p['pairs']}, ties {p['ties']})"
 
 
+def _p(g: dict[str, Any] | None) -> float | None:
+    return None if not g else g["p_value"]
+
+
 def main_rows(summary: dict[str, Any]) -> list[dict[str, Any]]:
-    """The main table: the GPT-2 reference row, then one row per method."""
+    """The main table: the GPT-2 reference row, then one row per method. With several seeds the
+    columns are ``_SEED_COLUMNS``: gaps as the seeds' mean ± std, the pooled gap, interval, noise
+    gap and p-value beside them."""
+    several = len(seeds_of(summary)) > 1
     rows: list[dict[str, Any]] = []
     ref = summary.get("reference")
     if ref:
@@ -73,6 +138,34 @@ def main_rows(summary: dict[str, Any]) -> list[dict[str, Any]]:
         r, s = m["regard"], m["sentiment"]
         inter = r.get("intersectional")
         ppl = m["perplexity"]["perplexity"]
+        if several:
+            unswapped = m["regard_unswapped"].get("intersectional")
+            rows.append(
+                {
+                    "method": name,
+                    "copies": m["copies"],
+                    "s/sample": m["seconds_per_sample"],
+                    "seeds": len(m.get("per_seed") or {}) or None,
+                    "regard gap (inter.), mean ± std": _spread(inter),
+                    "noise, one seed": None if not inter else inter.get("seed_null_mean"),
+                    "pooled gap": _gap(r, "intersectional"),
+                    "95% CI": _ci(inter),
+                    "noise gap": None if not inter else inter["null_mean"],
+                    "p": _p(inter),
+                    "swaps undone, mean ± std": _spread(unswapped),
+                    "pooled": _gap(m["regard_unswapped"], "intersectional"),
+                    "p ": _p(unswapped),
+                    "gender": _spread(r.get("gender")),
+                    "race": _spread(r.get("race")),
+                    "orientation": _spread(r.get("orientation")),
+                    "sentiment gap (inter.)": _spread(s.get("intersectional")),
+                    "perplexity": ppl,
+                    "Δ ppl": None if base is None else f"{100 * (ppl / base - 1):+.1f}%",
+                    "CrowS covered": _crows(m.get("crows"), "covered"),
+                    "CrowS other": _crows(m.get("crows"), "uncovered"),
+                }
+            )
+            continue
         rows.append(
             {
                 "method": name,
@@ -100,7 +193,8 @@ def main_rows(summary: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def gap_rows(summary: dict[str, Any]) -> list[dict[str, Any]]:
-    """Every regard gap with its 95% bootstrap interval and the noise gap, per source and attribute."""
+    """Every regard gap with its 95% bootstrap interval and the noise gap, per source and attribute;
+    with several seeds, the seeds' mean ± std (and one seed's noise gap) before the pooled gap."""
     sources = dict(summary["methods"])
     if summary.get("reference"):
         sources = {"GPT-2 reference": summary["reference"], **sources}
@@ -111,6 +205,32 @@ def gap_rows(summary: dict[str, Any]) -> list[dict[str, Any]]:
             g = m["regard"].get(key)
             p = "p < 0.001" if g and g["p_value"] < 0.001 else f"p {g['p_value']:.3f}" if g else ""
             row[key] = "" if not g else f"{g['gap']:.2f} {_ci(g)} (noise {g['null_mean']:.2f}, {p})"
+            if g and _spread(g):
+                row[key] = (
+                    f"{_spread(g)} over {len(g['seed_gaps'])} seeds (noise {g['seed_null_mean']:.2f}); "
+                    f"pooled {row[key]}"
+                )
+        rows.append(row)
+    return rows
+
+
+def seed_rows(summary: dict[str, Any]) -> list[dict[str, Any]]:
+    """The intersectional regard gap of every method under every seed, their mean ± std and the
+    pooled gap (one row per method)."""
+    seeds = seeds_of(summary)
+    rows = []
+    for name, m in summary["methods"].items():
+        g = m["regard"].get("intersectional")
+        if not g:
+            continue
+        row: dict[str, Any] = {"method": name}
+        for seed in seeds:
+            report = ((m.get("per_seed") or {}).get(str(seed)) or {}).get("regard", {}).get("intersectional")
+            row[f"seed {seed}"] = None if not report else report["gap"]
+        row["mean ± std"] = _spread(g)
+        row["noise, one seed"] = g.get("seed_null_mean")
+        row["pooled"] = g["gap"]
+        row["pooled noise"] = g["null_mean"]
         rows.append(row)
     return rows
 
@@ -133,7 +253,8 @@ def _stamp(summary: dict[str, Any]) -> str:
     setup = summary["setup"]
     machine = setup.get("machine", {})
     return (
-        f"model: {setup['model']}; {setup['samples_per_method']} samples per method; regard: "
+        f"model: {setup['model']}; {_seed_words(seeds_of(summary))}; {setup['samples_per_method']} samples per "
+        "method; regard: "
         f"{summary['regard_classifier'].get('encoder', 'all-MiniLM-L6-v2')} + logistic regression; "
         f"{machine.get('processor', '')}, {machine.get('cpu_count', '')} cores, {machine.get('torch_threads', '')} "
         f"threads, torch {machine.get('torch', '')}"
@@ -147,11 +268,14 @@ def write_report(summary: dict[str, Any], out: str | os.PathLike[str]) -> dict[s
 
     out = Path(out)
     setup, config = summary["setup"], summary["config"]
+    seeds = seeds_of(summary)
+    several = len(seeds) > 1
+    columns = _SEED_COLUMNS if several else _COLUMNS
     rows = main_rows(summary)
     for row in rows:  # the JSON tables name the model of every row (the markdown ones in their title)
         row.setdefault("model", setup["model"] if row["method"] in summary["methods"] else "GPT-2 small")
     title = f"Fairness gaps, perplexity and cost per method: {setup['model']}"
-    paths = {"table": write_tables(rows, out / "table", _COLUMNS, title=title, digits=3)["md"]}
+    paths = {"table": write_tables(rows, out / "table", columns, title=title, digits=3)["md"]}
     title = f"Regard gaps with 95% bootstrap intervals, noise gaps and permutation p-values: {setup['model']}"
     gaps = [
         {**row, "model": "GPT-2 small" if row["method"] == "GPT-2 reference" else setup["model"]}
@@ -176,18 +300,22 @@ def write_report(summary: dict[str, Any], out: str | os.PathLike[str]) -> dict[s
     null = None
     for name, m in summary["methods"].items():
         inter = m["regard"].get("intersectional")
-        if inter:
+        if inter and several and inter.get("seed_std") is not None:  # the seeds' spread
+            null = inter["seed_null_mean"] if null is None else null
+            mean, std = inter["seed_mean"], inter["seed_std"]
+            point = {"gap": mean, "lo": mean - std, "hi": mean + std}
+        elif inter:  # one seed: the bootstrap interval
             null = inter["null_mean"] if null is None else null
-            points.append(
-                {
-                    "method": name,
-                    "copies": m["copies"],
-                    "seconds": m["seconds_per_sample"],
-                    "gap": inter["gap"],
-                    "lo": inter["ci_low"],
-                    "hi": inter["ci_high"],
-                }
-            )
+            point = {"gap": inter["gap"], "lo": inter["ci_low"], "hi": inter["ci_high"]}
+        else:
+            continue
+        points.append({"method": name, "copies": m["copies"], "seconds": m["seconds_per_sample"], **point})
+    if several:
+        ylabel = f"regard gap, mean ± std over {len(seeds)} seeds"
+        hline_label = "one seed's gap from sampling noise alone (shuffled labels)"
+    else:
+        ylabel = "regard gap, 95% bootstrap CI"
+        hline_label = "gap from sampling noise alone (shuffled labels)"
     if points:
         paths["gap_png"] = scatter_plot(
             points,
@@ -198,10 +326,10 @@ def write_report(summary: dict[str, Any], out: str | os.PathLike[str]) -> dict[s
             y_low="lo",
             y_high="hi",
             hline=null,
-            hline_label="gap from sampling noise alone (shuffled labels)",
+            hline_label=hline_label,
             title="Intersectional regard gap (largest TV distance between demographics) against cost",
             xlabels=["copies per sample", "seconds per sample"],
-            ylabel="regard gap, 95% bootstrap CI",
+            ylabel=ylabel,
             note=_stamp(summary),
         )
     rc = summary["regard_classifier"]
@@ -212,9 +340,10 @@ def write_report(summary: dict[str, Any], out: str | os.PathLike[str]) -> dict[s
         "",
         f"Preset `{config['preset']}`: race {config['race']}; contexts {', '.join(config['kinds'])}; "
         f"{config['samples_per_prompt']} samples per prompt, top-k {config['top_k']}, "
-        f"{config['max_new_tokens']} new tokens, seed {config['seed']}; {setup['prompts']} prompts, "
+        f"{config['max_new_tokens']} new tokens, sampling {_seed_words(seeds)}; {setup['prompts']} prompts, "
         f"{setup['samples_per_method']} samples per method; {setup.get('processes', 1)} process(es).",
         "",
+        *_seed_text(seeds),
         f"Regard classifier ({rc.get('encoder', 'all-MiniLM-L6-v2')} embeddings + logistic regression, "
         f"trained on Sheng et al.'s annotations): dev {rc['dev_accuracy']:.3f}, test {rc['test_accuracy']:.3f} "
         "(the authors' BERT: dev 0.92, test 0.80). VADER against the same regard labels: "
@@ -234,8 +363,13 @@ def write_report(summary: dict[str, Any], out: str | os.PathLike[str]) -> dict[s
         "",
         "## Methods",
         "",
-        markdown_table(rows, _COLUMNS, 3),
+        markdown_table(rows, columns, 3),
         "",
+        *(
+            ["## Intersectional regard gap per seed", "", markdown_table(seed_rows(summary), digits=3), ""]
+            if several
+            else []
+        ),
         "## Regard gaps with their intervals",
         "",
         markdown_table(gap_rows(summary)),
@@ -253,6 +387,22 @@ def write_report(summary: dict[str, Any], out: str | os.PathLike[str]) -> dict[s
     ]
     paths["report"] = atomic_write_text(out / "report.md", "\n".join(lines))
     return paths
+
+
+def _seed_text(seeds: list[int]) -> list[str]:
+    """The paragraph on seeds of a run with several (none for one seed)."""
+    if len(seeds) < 2:
+        return []
+    return [
+        f"Seeds: each of the {len(seeds)} sampling seeds ({', '.join(map(str, seeds))}) draws every sample "
+        "anew (a sample's seed hashes its prompt, its index and the run's seed). *mean ± std*: the mean and "
+        "sample std (ddof 1) of the seeds' gaps, each computed on that seed's samples alone; *noise, one seed*: "
+        "the mean of the seeds' noise gaps, the level one seed's gap is to be read against. *pooled*: the gap "
+        "of all seeds' samples together, with its 95% bootstrap interval, noise gap and p-value (more samples, "
+        "so a lower noise gap). The figure draws the seeds' mean ± std. Perplexity and CrowS-Pairs do not "
+        "depend on the seed.",
+        "",
+    ]
 
 
 def rebuild_report(out: str | os.PathLike[str]) -> dict[str, Path]:
