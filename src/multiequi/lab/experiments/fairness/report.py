@@ -20,15 +20,9 @@ from .regard import LABELS
 
 __all__ = ["gap_rows", "main_rows", "rebuild_report", "seed_rows", "seeds_of", "write_report"]
 
-_COLUMNS = [
-    "method",
-    "copies",
-    "s/sample",
-    "regard gap (inter.)",
-    "95% CI",
-    "noise gap",
-    "p",
-    "swaps undone",
+#: The columns both main tables end with: the pooled p-value with swaps undone, the per-attribute
+#: gaps, sentiment, perplexity, CrowS-Pairs and the model.
+_SHARED_TAIL = [
     "p ",
     "gender",
     "race",
@@ -39,6 +33,19 @@ _COLUMNS = [
     "CrowS covered",
     "CrowS other",
     "model",
+]
+
+
+_COLUMNS = [
+    "method",
+    "copies",
+    "s/sample",
+    "regard gap (inter.)",
+    "95% CI",
+    "noise gap",
+    "p",
+    "swaps undone",
+    *_SHARED_TAIL,
 ]
 
 
@@ -56,16 +63,7 @@ _SEED_COLUMNS = [
     "p",
     "swaps undone, mean ± std",
     "pooled",
-    "p ",
-    "gender",
-    "race",
-    "orientation",
-    "sentiment gap (inter.)",
-    "perplexity",
-    "Δ ppl",
-    "CrowS covered",
-    "CrowS other",
-    "model",
+    *_SHARED_TAIL,
 ]
 
 
