@@ -158,6 +158,15 @@ def test_refusals_name_the_cause(
     assert page.read_text() == before
 
 
+def test_a_refusal_on_one_page_leaves_every_page_as_it_was(tmp_path: Path) -> None:
+    out, good = _reproduction(tmp_path), _page(tmp_path)
+    bad = tmp_path / "docs" / "bad.md"
+    bad.write_text("<!-- reproduce medium: zeroshot/missing.md -->\n<!-- /reproduce -->\n")
+    with pytest.raises(PageError, match=r"bad\.md:1: "):
+        update_pages(out, [good, bad])
+    assert good.read_text() == PAGE and not (good.parent / "figures").exists()
+
+
 def test_cli_refusal_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = _reproduction(tmp_path, _record("zeroshot", code={"commit": COMMIT, "dirty": True}))
     page = _page(tmp_path)

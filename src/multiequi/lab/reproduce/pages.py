@@ -187,14 +187,16 @@ def update_pages(out: str | Path, pages: Iterable[str | Path], *, check: bool = 
     [False]
     """
     repro = _Reproduction(Path(out))
-    updates = []
-    for page in map(Path, pages):
+    rendered = []
+    for page in map(Path, pages):  # every page rendered before any is written: a refusal leaves all as they were
         if not page.is_file():
             raise PageError(f"{page}: no such page")
         old = page.read_text(encoding="utf-8")
         text, blocks, figures = _render(page, old, repro)
         stale = [(src, dst) for src, dst in figures if not dst.is_file() or dst.read_bytes() != src.read_bytes()]
-        changed = text != old or bool(stale)
+        rendered.append((page, old, text, blocks, stale))
+    updates = []
+    for page, old, text, blocks, stale in rendered:
         if not check:
             for src, dst in stale:
                 dst.parent.mkdir(parents=True, exist_ok=True)
@@ -203,5 +205,5 @@ def update_pages(out: str | Path, pages: Iterable[str | Path], *, check: bool = 
                 tmp.replace(dst)
             if text != old:
                 atomic_write_text(page, text)
-        updates.append(PageUpdate(page, tuple(blocks), changed))
+        updates.append(PageUpdate(page, tuple(blocks), text != old or bool(stale)))
     return updates
