@@ -57,10 +57,11 @@ def test_a_small_run_with_a_local_clip_over_an_image_folder(tmp_path: Path) -> N
     argv = [
         "zeroshot", "--model", str(clip), "--data", "folder", "--data-dir", str(data), "--images", "6",
         "--seeds", "0", "--transforms", "none", "rot90", "--methods", "plain", "equitune", "multi-equitune",
-        "--batch-size", "4", "--threads", "1", "--out", str(out), "--no-progress",
+        "--batch-size", "4", "--timing-rounds", "3", "--threads", "1", "--out", str(out), "--no-progress",
     ]  # fmt: skip
     assert main(argv) == 0
     summary = json.loads((out / "summary.json").read_text())
+    assert summary["timing"] and all(len(r["ms_per_round"]) == r["repeats"] == 3 for r in summary["timing"])
     assert summary["model"] == str(clip) and summary["templates"] == "imagenet"
     assert summary["classes"] == ["bus", "cat", "dog"]
     assert {r["method"] for r in summary["rows"]} == {"plain", "equitune", "multi-equitune"}

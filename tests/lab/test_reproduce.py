@@ -187,10 +187,14 @@ def test_every_real_part_command_is_accepted_by_its_command_line(preset: str, tm
         argv = part.command(preset, tmp_path / part.name, threads=1, progress=False)
         args = parser.parse_args(argv)
         assert args.command == argv[0]
-    medium = {p: PARTS[p].command("medium", tmp_path) for p in ("scan", "multi-image")}
+    medium = {p: PARTS[p].command("medium", tmp_path) for p in ("scan", "multi-image", "zeroshot")}
     scan = parser.parse_args(medium["scan"])
     assert (scan.tasks, scan.cells, scan.seeds) == (("scan2",), ("gru", "lstm"), (0, 1, 2))
-    assert parser.parse_args(medium["multi-image"]).k == [2, 3, 4]
+    assert (scan.pretrain_steps, scan.finetune_steps) == (2000, 200)
+    images = parser.parse_args(medium["multi-image"])
+    assert (images.k, images.seeds, images.epochs) == ([2, 3, 4], [0, 1, 2], 2)
+    zeroshot = parser.parse_args(medium["zeroshot"])
+    assert (zeroshot.preset, zeroshot.images, zeroshot.timing_rounds) == ("medium", 64, 3)
 
 
 def test_user_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -23,8 +23,8 @@ DESCRIPTION = (
     "commit without uncommitted changes; blocks of other presets are left alone.\n\nPresets:\n"
     "  quick   every part's quick preset (a smoke test)\n"
     "  medium  3 seeds everywhere: SCAN-II with GRU and LSTM, multi-image with K = 2, 3, 4, fairness and "
-    "zero-shot medium (3 seeds each), the quick benchmarks at image batches 1 and 32; about three hours on 2 "
-    "cores (SCAN about 65 min of it)\n"
+    "zero-shot medium (3 seeds each), the quick benchmarks at image batches 1 and 32, with SCAN, multi-image "
+    "and zero-shot trimmed to fit about two hours on 2 cores (see docs/reproduce.md)\n"
     "  paper   every part's paper preset (a GPU and days)\n\n"
     "Parts and their commands (at the quick preset):\n"
     + "\n".join(f"  {p.name:<12} multiequi {' '.join(p.options('quick'))}" for p in PARTS.values())

@@ -72,6 +72,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--batch-size", type=_positive, default=None, help="evaluation batch (default 32)")
     p.add_argument("--timing-clip", action="store_true", default=None, help="also time a random-weight CLIP ViT-B/32")
+    p.add_argument(
+        "--timing-rounds",
+        type=_positive,
+        metavar="N",
+        default=None,
+        help="timing rounds, each method once per round; the report gives medians (quick 2, medium and paper 5)",
+    )
     p.add_argument("--out", metavar="DIR", default=None, help="run folder (default results/zeroshot/<preset>)")
     add_process_options(p)
 
@@ -95,6 +102,7 @@ def run(args: argparse.Namespace) -> int:
         methods=tuple(args.methods) if args.methods else None,
         batch_size=args.batch_size,
         timing_clip=args.timing_clip,
+        timing_repeats=args.timing_rounds,
     )
     summary = run_zeroshot(config, out, show_progress=args.progress)
     if summary is None:  # another process of `accelerate launch`: the main one reports

@@ -65,15 +65,27 @@ class Part:
 
 
 def _scan(preset: str) -> list[str]:
-    if preset == "medium":  # SCAN-II only, GRU and LSTM, 3 seeds, the quick preset's step counts
-        return ["scan", "--preset", "quick", "--tasks", "scan2", "--cells", "gru,lstm", "--seeds", "0,1,2"]
+    if preset == "medium":  # SCAN-II only, GRU and LSTM, 3 seeds, 2/3 of the quick preset's steps
+        return [
+            "scan", "--preset", "quick", "--tasks", "scan2", "--cells", "gru,lstm", "--seeds", "0,1,2",
+            "--pretrain-steps", "2000", "--finetune-steps", "200",
+        ]  # fmt: skip
     return ["scan", "--preset", preset]
 
 
 def _multi_image(preset: str) -> list[str]:
-    if preset == "medium":  # the quick preset's budget per run, K = 2, 3, 4 and 3 seeds
-        return ["multi-image", "--preset", "quick", "--k", "2", "3", "4", "--seeds", "0", "1", "2"]
+    if preset == "medium":  # K = 2, 3, 4 and 3 seeds, 2 epochs of 1000 tuples, 1000 test tuples
+        return [
+            "multi-image", "--preset", "quick", "--k", "2", "3", "4", "--seeds", "0", "1", "2",
+            "--epochs", "2", "--train-tuples", "1000", "--test-tuples", "1000",
+        ]  # fmt: skip
     return ["multi-image", "--preset", preset]
+
+
+def _zeroshot(preset: str) -> list[str]:
+    if preset == "medium":  # the zero-shot medium preset with 64 images per seed and 3 timing rounds
+        return ["zeroshot", "--preset", "medium", "--images", "64", "--timing-rounds", "3"]
+    return ["zeroshot", "--preset", preset]
 
 
 def _bench(preset: str) -> list[str]:
@@ -112,7 +124,7 @@ PARTS: dict[str, Part] = {
             title="Robust zero-shot classification",
             page="docs/zeroshot.md",
             reports=("report.md",),
-            options=lambda preset: ["zeroshot", "--preset", preset],
+            options=_zeroshot,
         ),
         Part(
             name="bench",
