@@ -192,7 +192,7 @@ def test_every_real_part_command_is_accepted_by_its_command_line(preset: str, tm
     assert (scan.tasks, scan.cells, scan.seeds) == (("scan2",), ("gru", "lstm"), (0, 1, 2))
     assert (scan.pretrain_steps, scan.finetune_steps) == (2000, 200)
     images = parser.parse_args(medium["multi-image"])
-    assert (images.k, images.seeds, images.epochs) == ([2, 3, 4], [0, 1, 2], 2)
+    assert (images.k, images.seeds, images.train_tuples, images.batch_size) == ([2, 3, 4], [0, 1, 2], 1000, 32)
     zeroshot = parser.parse_args(medium["zeroshot"])
     assert (zeroshot.preset, zeroshot.images, zeroshot.timing_rounds) == ("medium", 64, 3)
 
