@@ -70,6 +70,12 @@ the paper preset's block, left alone
 
 <!-- reproduce medium: parts -->
 <!-- /reproduce -->
+
+```markdown
+<!-- reproduce medium: zeroshot/accuracy.md -->
+(an example of the syntax, left alone)
+<!-- /reproduce -->
+```
 """
 
 
@@ -100,7 +106,11 @@ def test_blocks_of_the_preset_are_filled_from_the_reproduction_and_other_blocks_
     )
     rows = [[c.strip() for c in line.split("|")[1:5]] for line in text.splitlines() if "| finished" in line]
     assert rows == [["scan", "finished", "1.5 min", "1"], ["zeroshot", "finished", "1.5 min", "1"]]
-    assert text.count("<!-- /reproduce -->") == 4
+    assert text.count("<!-- /reproduce -->") == 5
+    assert text.endswith(
+        "```markdown\n<!-- reproduce medium: zeroshot/accuracy.md -->\n"
+        "(an example of the syntax, left alone)\n<!-- /reproduce -->\n```\n"
+    )
 
     [again] = update_pages(out, [page])  # idempotent
     assert not again.changed and page.read_text() == text

@@ -13,8 +13,9 @@ command, commit, machine and file, then the file's text (markdown: its headings 
 its relative links point nowhere and are dropped to their text) or, for a ``.png``, the figure copied
 next to the page (``figures/reproduce-<preset>-<part>-<name>.png``). Two names are not files:
 ``claims`` (the paper's claims table of the report) and ``parts`` (each part's command and wall time).
-It refuses a reproduction whose parts ran at different commits or with uncommitted changes, an
-unfinished part, a missing file, and an unclosed block, each with one line naming it.
+Markers inside fenced code (examples of the syntax) are text, left alone. It refuses a reproduction
+whose parts ran at different commits or with uncommitted changes, an unfinished part, a missing
+file, and an unclosed block, each with one line naming it.
 """
 
 from __future__ import annotations
@@ -147,9 +148,11 @@ def _render(page: Path, text: str, repro: _Reproduction) -> tuple[str, list[str]
     new: list[str] = []
     blocks: list[str] = []
     figures: list[tuple[Path, Path]] = []
-    i = 0
+    i, fenced = 0, False
     while i < len(lines):
-        m = _OPEN.match(lines[i])
+        if lines[i].lstrip().startswith("```"):
+            fenced = not fenced
+        m = None if fenced else _OPEN.match(lines[i])  # a marker shown in a code example is text
         new.append(lines[i])
         if not m:
             i += 1
