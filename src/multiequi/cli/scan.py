@@ -32,8 +32,8 @@ presets:
   quick  tasks scan2, addprim_jump, template_around_right; GRU; seed 0; pretrain 3000 steps (Adam 1e-3,
          batch 64, clip 5); fine-tune 300 steps (Adam 2e-4, weight decay 1e-4); validation 500 commands;
          each test split sampled to 2000 examples (learning rates: the paper's x 10 for batches of 64).
-         About 20 minutes on 2 CPU cores (measured 20.7 min with --threads 2 in the quick
-         reproduction at commit d241d1c; earlier sessions measured 9-10 min).
+         About 10 minutes on 2 CPU cores with --threads 1 (measured 9-10 min); the quick
+         reproduction, which passes --threads 2, took 20.7 min (commit d241d1c).
   paper  SCAN-II, RNN/GRU/LSTM, seeds 0 1 2; pretrain 200k steps (Adam 1e-4, batch 32, clip 5),
          fine-tune 10k steps (Adam 2e-5, weight decay 1e-4); validation 1000 commands; full test sets.
          About a day on 2 CPU cores.
