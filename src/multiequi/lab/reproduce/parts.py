@@ -8,9 +8,9 @@ from pathlib import Path
 
 __all__ = ["PARTS", "PRESETS", "Part", "select_parts"]
 
-#: The budgets: ``quick`` (every part's quick preset, a smoke test, about 45 minutes on 2 cores),
-#: ``medium`` (3 seeds everywhere, sized for one 2-core machine: its wall time is measured by the
-#: first medium reproduction), ``paper`` (every part's paper preset: a GPU and days).
+#: The budgets: ``quick`` (every part's quick preset, a smoke test, about an hour on 2 cores),
+#: ``medium`` (3 seeds everywhere, sized for one 2-core machine: 2 h 9 min measured at commit
+#: 25036e8, docs/reproduce.md), ``paper`` (every part's paper preset: a GPU and days).
 PRESETS = ("quick", "medium", "paper")
 
 
